@@ -1,0 +1,181 @@
+"""The `isobind` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from ._config import load_config
+from ._errors import ApiError, ConfigError, UpstreamError
+from ._result import ExecutionResult
+from ._sandbox import Limits
+from ._toolbox import Toolbox
+
+__all__ = ["app", "main"]
+
+EXIT_CODE_FAILED = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="isobind",
+    help="Run TypeScript against MCP tools in a throwaway V8 isolate, with keys kept on the host.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file in the mcpServers JSON format (Claude Desktop / Claude Code).",
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log connections and calls to stderr.")
+]
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"isobind {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """isobind: Code Mode for MCP tools, sandboxed in V8."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail_setup(error: Exception) -> typer.Exit:
+    _err.print(f"error: {error}", markup=False)
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.command("exec")
+def exec_command(
+    file: Annotated[
+        Path, typer.Argument(help="TypeScript or JavaScript file to run; - reads stdin.")
+    ],
+    config: ConfigOption,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object: ok, result, logs, calls, error."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Wall-clock limit for the run, in seconds.", min=0.001),
+    ] = None,
+    memory_mb: Annotated[
+        int | None,
+        typer.Option("--memory-mb", help="V8 heap limit for the run, in MiB.", min=1),
+    ] = None,
+    audit: Annotated[
+        Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run FILE in a fresh V8 isolate against the tools of the configured servers."""
+    _setup_logging(verbose)
+    try:
+        code = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise _fail_setup(
+            OSError(f"cannot read {file}: {error.strerror or error}; check the path")
+        ) from error
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    limits = Limits(
+        timeout=timeout if timeout is not None else loaded.timeout,
+        memory_mb=memory_mb if memory_mb is not None else loaded.memory_mb,
+    )
+    filename = "stdin.ts" if str(file) == "-" else file.name
+
+    async def run() -> ExecutionResult:
+        async with Toolbox(loaded, limits=limits, audit=audit) as toolbox:
+            return await toolbox.execute(code, filename=filename)
+
+    try:
+        result = asyncio.run(run())
+    except (ConfigError, ApiError, UpstreamError) as error:
+        raise _fail_setup(error) from error
+
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _print_human(result)
+    raise typer.Exit(0 if result.ok else EXIT_CODE_FAILED)
+
+
+def _print_human(result: ExecutionResult) -> None:
+    for entry in result.logs:
+        console = _err if entry.level in ("warn", "error") else _out
+        console.print(entry.message, markup=False)
+    if result.logs_dropped:
+        _err.print(f"({result.logs_dropped} console messages dropped: output limit)")
+    if result.error is not None:
+        error = result.error
+        where = f" at line {error.line}, column {error.column}" if error.line else ""
+        _err.print(f"{error.name}{where}: {error.message}", markup=False, style="bold red")
+        if error.stack:
+            frames = [line for line in error.stack.splitlines() if line.lstrip().startswith("at ")]
+            for frame in frames:
+                _err.print(frame, markup=False)
+        return
+    if result.result is not None:
+        _out.print_json(data=result.result)
+
+
+@app.command("types")
+def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
+    """Print the TypeScript API of the callable tools of the configured servers."""
+    _setup_logging(verbose)
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    async def render() -> str:
+        async with Toolbox(loaded) as toolbox:
+            return toolbox.declaration
+
+    try:
+        declaration = asyncio.run(render())
+    except (ConfigError, ApiError, UpstreamError) as error:
+        raise _fail_setup(error) from error
+    print(declaration)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the `isobind` console script."""
+    return app(args=argv)

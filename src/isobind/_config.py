@@ -1,0 +1,576 @@
+"""Load and validate the JSON config file that names the MCP servers.
+
+The file uses the ``mcpServers`` format of Claude Desktop and Claude Code, so one file
+can serve those clients and isobind. isobind's own settings sit under a top-level
+``isobind`` key, and every other top-level key is ignored::
+
+    {
+      "mcpServers": {
+        "time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]},
+        "remote": {"type": "http", "url": "https://example.com/mcp",
+                   "headers": {"Authorization": "Bearer ${TOKEN}"}}
+      },
+      "isobind": {"timeout": 30, "memoryMb": 128, "audit": "audit.jsonl",
+                  "servers": {"time": {"allow": ["get_*"], "readOnly": true}}}
+    }
+
+``${VAR}`` and ``${VAR:-default}`` in a server's command, args, env values, cwd, url
+and header values are replaced from the host environment, and ``$$`` is a literal
+``$``. Every substituted value is stored in `Config.secrets` so that callers can
+redact it. Error messages never quote a substituted value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from isobind._errors import ConfigError
+
+__all__ = [
+    "Config",
+    "HttpServer",
+    "ServerPolicy",
+    "StdioServer",
+    "load_config",
+    "parse_config",
+]
+
+_DEFAULT_TIMEOUT = 30.0
+_DEFAULT_MEMORY_MB = 128
+
+# Values of a server's `type` key, as Claude Desktop and Claude Code write them.
+_SERVER_TYPES: Mapping[str, Literal["stdio", "http"]] = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamableHttp": "http",
+}
+
+
+def _empty_mapping() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StdioServer:
+    """An MCP server that runs as a subprocess and talks over stdin and stdout.
+
+    `cwd` is `None` to inherit the working directory. Every field except
+    `name` may contain substituted secrets, so `repr` shows only the name.
+    """
+
+    name: str
+    command: str = field(repr=False)
+    args: tuple[str, ...] = field(default=(), repr=False)
+    env: Mapping[str, str] = field(default_factory=_empty_mapping, repr=False)
+    cwd: Path | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    """An MCP server reached over streamable HTTP.
+
+    `url` and `headers` may contain substituted secrets, so `repr` shows only the name.
+    """
+
+    name: str
+    url: str = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=_empty_mapping, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPolicy:
+    """Tool-name filters and the read-only flag for one server, as set in the file.
+
+    `allow` and `deny` contain fnmatch-style globs over the server's tool names.
+    `allow=None` means the file set no allow list. This class only stores the
+    settings and does not filter tools.
+    """
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+    read_only: bool = False
+
+    @classmethod
+    def default(cls) -> ServerPolicy:
+        """Return the policy of a server that has no entry under ``isobind.servers``."""
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated config file.
+
+    `servers` keeps the file's order and leaves out disabled servers. `policies` has
+    an entry for every server in `servers`. `secrets` contains every non-empty value
+    that an environment variable substitution produced. `timeout` is in seconds.
+    `path`, `audit` and each server's `cwd` are absolute paths.
+    """
+
+    path: Path | None
+    servers: Mapping[str, StdioServer | HttpServer]
+    policies: Mapping[str, ServerPolicy]
+    secrets: frozenset[str] = field(repr=False)
+    timeout: float
+    memory_mb: int
+    audit: Path | None
+
+
+# The pydantic models below check only the JSON types. A key set to null counts as
+# omitted. Rules that span keys, and substitution, run after validation.
+
+
+class _ServerEntry(BaseModel):
+    # Claude's own keys (autoApprove, timeout, ...) are ignored.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    type: str | None = None
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    disabled: bool | None = None
+
+
+class _PolicyEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    allow: list[str] | None = None
+    deny: list[str] | None = None
+    read_only: bool | None = Field(default=None, alias="readOnly")
+
+
+class _IsobindSection(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    memory_mb: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="memoryMb")
+    audit: str | None = None
+    servers: dict[str, _PolicyEntry] | None = None
+
+
+class _ConfigFile(BaseModel):
+    # Other top-level keys belong to other clients.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    mcp_servers: dict[str, _ServerEntry] = Field(alias="mcpServers")
+    isobind: _IsobindSection | None = None
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the config file at `path` and validate it with `parse_config`.
+
+    The file must be UTF-8 JSON, and a leading byte order mark is skipped.
+
+    Raises:
+        ConfigError: when the file cannot be read, is not valid JSON or breaks a rule
+            of `parse_config`.
+    """
+    file = Path(path)
+    text = _read_text(file)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = (
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}. "
+            "Fix the syntax at that position"
+        )
+        raise ConfigError(message, path=str(file)) from exc
+
+    return parse_config(data, path=file, environ=environ)
+
+
+def parse_config(
+    data: object, *, path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate decoded JSON `data` and substitute environment variables into it.
+
+    `path` is the file the data came from. Error messages name it, and a relative
+    `cwd` or `audit` path is resolved against its directory. Without `path`, they
+    are resolved against the current working directory. `environ` defaults to
+    `os.environ`.
+
+    Raises:
+        ConfigError: naming the key path and the problem, but never a substituted value.
+    """
+    file = None if path is None else str(path)
+    if not isinstance(data, dict):
+        message = (
+            f"the top level must be a JSON object with an mcpServers key, "
+            f"not {_describe_value(data)}"
+        )
+        raise ConfigError(message, path=file)
+
+    try:
+        document = _ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        # `from None` keeps pydantic's report, which quotes input values, out of tracebacks.
+        raise _translate_validation_error(exc, file) from None
+
+    base_dir = Path.cwd() if path is None else path.absolute().parent
+    resolver = _Resolver(os.environ if environ is None else environ, file)
+    servers: dict[str, StdioServer | HttpServer] = {}
+    disabled: set[str] = set()
+    for name, entry in document.mcp_servers.items():
+        if not name:
+            message = "a server has an empty name. Give every server a non-empty name"
+            raise ConfigError(message, path=file, key="mcpServers")
+        if entry.disabled:
+            disabled.add(name)
+            continue
+        servers[name] = _build_server(name, entry, resolver, base_dir)
+
+    section = document.isobind or _IsobindSection()
+    policies = _build_policies(section.servers or {}, servers, disabled, file)
+    return Config(
+        path=None if path is None else path.absolute(),
+        servers=MappingProxyType(servers),
+        policies=MappingProxyType(policies),
+        secrets=frozenset(resolver.secrets),
+        timeout=_DEFAULT_TIMEOUT if section.timeout is None else float(section.timeout),
+        memory_mb=_DEFAULT_MEMORY_MB if section.memory_mb is None else section.memory_mb,
+        audit=_resolve_audit(section.audit, base_dir, file),
+    )
+
+
+def _read_text(file: Path) -> str:
+    where = str(file)
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        message = "config file not found. Check the path, or create the file"
+        raise ConfigError(message, path=where) from exc
+    except IsADirectoryError as exc:
+        message = "the path is a directory. Give the path of the JSON config file"
+        raise ConfigError(message, path=where) from exc
+    except PermissionError as exc:
+        message = "permission denied while reading the config file. Check its permissions"
+        raise ConfigError(message, path=where) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", path=where) from exc
+    except UnicodeDecodeError as exc:
+        message = (
+            f"the file is not valid UTF-8 (invalid byte at offset {exc.start}). Save it as UTF-8"
+        )
+        raise ConfigError(message, path=where) from exc
+
+
+class _Resolver:
+    """Environment variable substitution for config strings, with a record of each value used."""
+
+    def __init__(self, environ: Mapping[str, str], file: str | None) -> None:
+        self.environ = environ
+        self.file = file
+        self.secrets: set[str] = set()
+
+    def error(self, message: str, key: str) -> ConfigError:
+        return ConfigError(message, path=self.file, key=key)
+
+    def substitute(self, text: str, key: str) -> str:
+        """Replace ``${NAME}``, ``${NAME:-default}`` and ``$$`` in `text`, recording each value.
+
+        A ``$`` followed by anything else is kept as it is, like ``$HOME``.
+        """
+        parts: list[str] = []
+        position = 0
+        while (dollar := text.find("$", position)) >= 0:
+            parts.append(text[position:dollar])
+            following = text[dollar + 1 : dollar + 2]
+            if following == "$":
+                parts.append("$")
+                position = dollar + 2
+            elif following == "{":
+                close = text.find("}", dollar + 2)
+                if close < 0:
+                    message = "a '${' has no closing '}'. " + _SUBSTITUTION_HELP
+                    raise self.error(message, key)
+                parts.append(self._lookup(text[dollar + 2 : close], key))
+                position = close + 1
+            else:
+                parts.append("$")
+                position = dollar + 1
+
+        parts.append(text[position:])
+        return "".join(parts)
+
+    def _lookup(self, reference: str, key: str) -> str:
+        # The default is literal text up to the first '}', with no nested substitution.
+        name, separator, default = reference.partition(":-")
+        if not name.isidentifier() or not name.isascii():
+            message = f"invalid substitution '${{{reference}}}'. " + _SUBSTITUTION_HELP
+            raise self.error(message, key)
+
+        # As in the shell, ${NAME:-default} also replaces a variable set to "".
+        if separator and not self.environ.get(name):
+            value = default
+        elif name in self.environ:
+            value = self.environ[name]
+        else:
+            message = (
+                f"environment variable {name} is not set. "
+                f"Set it, or give a default as ${{{name}:-default}}"
+            )
+            raise self.error(message, key)
+
+        if value:
+            self.secrets.add(value)
+        return value
+
+
+_SUBSTITUTION_HELP = "Write ${NAME} or ${NAME:-default}, and $$ for a literal $"
+
+
+def _build_server(
+    name: str, entry: _ServerEntry, resolver: _Resolver, base_dir: Path
+) -> StdioServer | HttpServer:
+    key = f"mcpServers.{name}"
+    if _server_kind(key, entry, resolver) == "stdio":
+        return _build_stdio_server(name, entry, resolver, base_dir)
+    return _build_http_server(name, entry, resolver)
+
+
+def _server_kind(key: str, entry: _ServerEntry, resolver: _Resolver) -> Literal["stdio", "http"]:
+    """Decide from `type`, `command` and `url` whether the server is stdio or HTTP."""
+    declared: Literal["stdio", "http"] | None = None
+    if entry.type == "sse":
+        message = (
+            "type 'sse' is not supported because isobind supports only stdio and "
+            "streamable HTTP servers. Use type 'http' if the server supports streamable HTTP"
+        )
+        raise resolver.error(message, f"{key}.type")
+    if entry.type is not None:
+        declared = _SERVER_TYPES.get(entry.type)
+        if declared is None:
+            valid = ", ".join(_SERVER_TYPES)
+            message = f"unknown server type {entry.type!r}. Valid types are {valid}"
+            raise resolver.error(message, f"{key}.type")
+
+    if entry.command is not None and entry.url is not None:
+        message = (
+            "the server has both command and url. Keep command for a stdio server "
+            "or url for an HTTP server"
+        )
+        raise resolver.error(message, key)
+    if entry.command is None and entry.url is None:
+        message = (
+            "the server has neither command nor url. Add command for a stdio server "
+            "or url for an HTTP server"
+        )
+        raise resolver.error(message, key)
+
+    kind: Literal["stdio", "http"] = "stdio" if entry.command is not None else "http"
+    if declared is not None and declared != kind:
+        present = "command" if kind == "stdio" else "url"
+        message = (
+            f"type {entry.type!r} does not match the server's {present}. A stdio server "
+            "needs a command and an HTTP server needs a url"
+        )
+        raise resolver.error(message, f"{key}.type")
+
+    # Keys of the other kind would be silently unused, such as an API key in env
+    # for an HTTP server, so they are rejected.
+    misplaced = ["headers"] if kind == "stdio" else ["args", "env", "cwd"]
+    for other in misplaced:
+        if getattr(entry, other) is None:
+            continue
+        if kind == "stdio":
+            message = f"{other} applies only to HTTP servers, and this server has a command"
+        else:
+            message = f"{other} applies only to stdio servers, and this server has a url"
+        raise resolver.error(f"{message}. Remove {other}", f"{key}.{other}")
+
+    return kind
+
+
+def _build_stdio_server(
+    name: str, entry: _ServerEntry, resolver: _Resolver, base_dir: Path
+) -> StdioServer:
+    key = f"mcpServers.{name}"
+    assert entry.command is not None  # checked by _server_kind
+    command = resolver.substitute(entry.command, f"{key}.command")
+    if not command.strip():
+        message = "the command is empty. Give the program that starts the server"
+        raise resolver.error(message, f"{key}.command")
+
+    args = tuple(
+        resolver.substitute(argument, f"{key}.args[{index}]")
+        for index, argument in enumerate(entry.args or [])
+    )
+    env = {
+        variable: resolver.substitute(value, f"{key}.env.{variable}")
+        for variable, value in (entry.env or {}).items()
+    }
+
+    cwd = None
+    if entry.cwd is not None:
+        resolved = resolver.substitute(entry.cwd, f"{key}.cwd")
+        if not resolved:
+            message = "cwd is empty. Give a directory, or remove the key to inherit one"
+            raise resolver.error(message, f"{key}.cwd")
+        cwd = base_dir / resolved
+
+    return StdioServer(name=name, command=command, args=args, env=MappingProxyType(env), cwd=cwd)
+
+
+def _build_http_server(name: str, entry: _ServerEntry, resolver: _Resolver) -> HttpServer:
+    key = f"mcpServers.{name}"
+    assert entry.url is not None  # checked by _server_kind
+    url = resolver.substitute(entry.url, f"{key}.url")
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # such as an unclosed IPv6 bracket
+        valid = False
+    if not valid:
+        # The URL itself is not quoted because it may contain a substituted secret.
+        message = (
+            "the url is not an http:// or https:// URL with a host. "
+            "Give the server's streamable HTTP endpoint, such as http://127.0.0.1:8000/mcp"
+        )
+        raise resolver.error(message, f"{key}.url")
+
+    headers = {
+        header: resolver.substitute(value, f"{key}.headers.{header}")
+        for header, value in (entry.headers or {}).items()
+    }
+    return HttpServer(name=name, url=url, headers=MappingProxyType(headers))
+
+
+def _build_policies(
+    entries: Mapping[str, _PolicyEntry],
+    servers: Mapping[str, StdioServer | HttpServer],
+    disabled: set[str],
+    file: str | None,
+) -> dict[str, ServerPolicy]:
+    policies = dict.fromkeys(servers, ServerPolicy.default())
+    for name, entry in entries.items():
+        # A policy may outlive a server switched off with "disabled": true.
+        if name in disabled:
+            continue
+        if name not in servers:
+            known = ", ".join(servers) or "none"
+            message = (
+                f"no server named {name!r} in mcpServers{_suggest(name, servers)}. "
+                f"Known servers: {known}"
+            )
+            raise ConfigError(message, path=file, key=f"isobind.servers.{name}")
+
+        policies[name] = ServerPolicy(
+            allow=None if entry.allow is None else tuple(entry.allow),
+            deny=tuple(entry.deny or ()),
+            read_only=bool(entry.read_only),
+        )
+    return policies
+
+
+def _resolve_audit(audit: str | None, base_dir: Path, file: str | None) -> Path | None:
+    if audit is None:
+        return None
+    if not audit:
+        message = "audit is empty. Give a file path, or remove the key to turn off the audit log"
+        raise ConfigError(message, path=file, key="isobind.audit")
+    return base_dir / audit
+
+
+# Error translation. Pydantic's own messages quote input values, which are not shown.
+
+_EXPECTED_TYPES = {
+    "string_type": "a string",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "float_type": "a number",
+}
+
+
+def _translate_validation_error(error: ValidationError, file: str | None) -> ConfigError:
+    """Turn the first of pydantic's errors into a ConfigError with a key path."""
+    details = error.errors(include_url=False)
+    first = details[0]
+    message = _describe_error(first)
+    remaining = len(details) - 1
+    if remaining:
+        message += f" ({remaining} more {'error' if remaining == 1 else 'errors'} in this file)"
+    return ConfigError(message, path=file, key=_key_path(first["loc"]))
+
+
+def _describe_error(error: ErrorDetails) -> str:
+    kind = error["type"]
+    value = error["input"]
+    if kind in _EXPECTED_TYPES:
+        return f"must be {_EXPECTED_TYPES[kind]}, not {_describe_value(value)}"
+    if kind == "greater_than":
+        limit = error.get("ctx", {}).get("gt", 0)
+        return f"must be greater than {limit:g}, not {_describe_value(value)}"
+    if kind == "finite_number":
+        return f"must be a finite number, not {_describe_value(value)}"
+    if kind == "missing":
+        return "required key is missing. Add an object that maps each server name to its settings"
+    if kind == "extra_forbidden":
+        unknown = str(error["loc"][-1])
+        valid = _valid_keys(error["loc"][:-1])
+        return (
+            f"unknown key {unknown!r}{_suggest(unknown, valid)}. "
+            f"Valid keys are {', '.join(sorted(valid))}"
+        )
+    # Pydantic's own wording, for error kinds that the models above do not produce today.
+    return f"invalid value: {error['msg']}"
+
+
+def _describe_value(value: object) -> str:
+    """Name the JSON type of a value. Only numbers, booleans and null show the value."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return type(value).__name__
+
+
+def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
+    # Only the isobind section and its per-server policies reject unknown keys.
+    model: type[BaseModel] = _IsobindSection if len(parent) == 1 else _PolicyEntry
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    """Return a ' (did you mean ...?)' hint when `name` is close to one of `choices`."""
+    candidates = list(choices)
+
+    def normalize(text: str) -> str:
+        return text.lower().replace("_", "").replace("-", "")
+
+    matches = [choice for choice in candidates if normalize(choice) == normalize(name)]
+    matches = matches or difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _key_path(location: tuple[int | str, ...]) -> str:
+    """Join a pydantic location into a key path such as ``mcpServers.time.args[1]``."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path

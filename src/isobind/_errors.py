@@ -1,0 +1,65 @@
+"""Exceptions raised by isobind to the Python caller.
+
+Errors raised by the sandboxed code never appear here: they come back as data in
+`ExecutionResult.error`, under the JavaScript error names listed in
+`isobind.SANDBOX_ERROR_NAMES`. The Python exceptions split by who must act::
+
+    IsobindError
+    ├── ConfigError          the developer: the config file is invalid
+    ├── ApiError             the developer: the tools cannot form one API
+    ├── UpstreamError        run time: an MCP server failed to start or answer
+    ├── SandboxError         run time: the V8 engine failed outside the code
+    └── ClosedError          the developer: an object was used after close
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "ClosedError",
+    "ConfigError",
+    "IsobindError",
+    "SandboxError",
+    "UpstreamError",
+]
+
+
+class IsobindError(Exception):
+    """Base class of every exception that isobind raises."""
+
+
+class ConfigError(IsobindError):
+    """Raised when a config file is missing, is not valid JSON or breaks the schema.
+
+    The message names the file, the key path inside it and what to change.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None):
+        self.path = path
+        self.key = key
+        parts = [part for part in (path, key) if part]
+        where = ": ".join(parts)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ApiError(IsobindError):
+    """Raised when the loaded tools cannot form one TypeScript API.
+
+    For example two tool names that sanitise to the same identifier.
+    """
+
+
+class UpstreamError(IsobindError):
+    """Raised when an MCP server cannot be started, connected to or listed."""
+
+    def __init__(self, message: str, *, server: str):
+        self.server = server
+        super().__init__(f"MCP server {server!r}: {message}")
+
+
+class SandboxError(IsobindError):
+    """Raised when the V8 engine fails in a way that is not the sandboxed code's fault."""
+
+
+class ClosedError(IsobindError):
+    """Raised when a closed `Toolbox` or sandbox is used again."""

@@ -1,0 +1,294 @@
+"""`Toolbox`: tool sources in, one TypeScript API out, code executed against it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import anyio.to_thread
+
+from ._audit import AuditLog
+from ._bindings import CallDispatcher, ToolRegistry, ToolSource
+from ._config import Config, ServerPolicy, load_config
+from ._erase import TypeScriptSyntaxError, erase_types
+from ._errors import ApiError, ClosedError
+from ._functions import FunctionTools
+from ._policy import check_tool
+from ._redact import Redactor
+from ._result import ExecutionError, ExecutionResult, LogEntry
+from ._sandbox import Limits, SandboxOutcome, run_in_isolate
+from ._tools import ToolSpec
+from ._typescript import Api, render_api
+from ._upstream import McpConnection
+
+__all__ = ["Toolbox"]
+
+logger = logging.getLogger(__name__)
+
+
+class Toolbox:
+    """Connects to the configured MCP servers and runs code against their tools.
+
+    Use it as an async context manager::
+
+        async with Toolbox.from_config("isobind.json") as toolbox:
+            print(toolbox.declaration)
+            result = await toolbox.execute("return await tools.time.get_current_time(...)")
+
+    Upstream sessions open once in `open()` and are reused by every execution;
+    each execution gets a fresh V8 isolate that is closed when it ends.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        functions: Iterable[FunctionTools] = (),
+        limits: Limits | None = None,
+        audit: AuditLog | str | os.PathLike[str] | None = None,
+        secrets: Iterable[str] = (),
+    ):
+        self.config = config
+        self._functions = list(functions)
+        if limits is None:
+            limits = Limits()
+            if config is not None:
+                limits = replace(limits, timeout=config.timeout, memory_mb=config.memory_mb)
+        self.limits = limits
+        all_secrets = set(secrets)
+        if config is not None:
+            all_secrets |= config.secrets
+        self.redactor = Redactor(all_secrets)
+        if audit is None and config is not None and config.audit is not None:
+            audit = config.audit
+        if audit is not None and not isinstance(audit, AuditLog):
+            audit = AuditLog(audit)
+        self.audit = audit.with_redactor(self.redactor) if audit is not None else None
+        self._connections: dict[str, McpConnection] = {}
+        self._registry: ToolRegistry | None = None
+        self._declaration = ""
+        self._state = "new"
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Toolbox:
+        """Build a toolbox from a config file in the `mcpServers` format."""
+        return cls(load_config(path, environ=environ), **options)
+
+    async def __aenter__(self) -> Toolbox:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connect to every server, list the tools and build the TypeScript API."""
+        if self._state == "closed":
+            raise ClosedError("this Toolbox is closed; create a new one")
+        if self._state == "open":
+            return
+        self._state = "open"
+        try:
+            await self._connect_all()
+            await self._build_api()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _connect_all(self) -> None:
+        if self.config is None:
+            return
+        for name, server in self.config.servers.items():
+            self._connections[name] = McpConnection(server, redactor=self.redactor)
+        async with asyncio.TaskGroup() as group:
+            for connection in self._connections.values():
+                group.create_task(connection.open())
+
+    async def _build_api(self) -> None:
+        sources: dict[str, ToolSource] = dict(self._connections)
+        for group in self._functions:
+            if group.name in sources:
+                raise ApiError(
+                    f"function group {group.name!r} has the name of a configured MCP server; "
+                    "rename one of them"
+                )
+            sources[group.name] = group
+
+        tools: list[ToolSpec] = []
+        for name, source in sources.items():
+            if isinstance(source, McpConnection):
+                tools.extend(await source.list_tools())
+            else:
+                tools.extend(source.list_tools())
+        policies = self._policies()
+        api = render_api(tools)
+        allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
+        self._declaration = render_api(allowed).declaration
+        self._registry = ToolRegistry(api, sources, policies, self.redactor)
+        logger.info(
+            "API ready: %d servers, %d tools, %d callable",
+            len(sources),
+            len(tools),
+            len(allowed),
+        )
+
+    def _policies(self) -> dict[str, ServerPolicy]:
+        policies: dict[str, ServerPolicy] = {}
+        if self.config is not None:
+            policies.update(self.config.policies)
+        for group in self._functions:
+            policies.setdefault(group.name, ServerPolicy.default())
+        return policies
+
+    @property
+    def declaration(self) -> str:
+        """The TypeScript declaration of the `tools` global: the callable tools only."""
+        self._require_open()
+        return self._declaration
+
+    @property
+    def api(self) -> Api:
+        """The API of every listed tool, including those the policy denies."""
+        return self._require_open().api
+
+    def _require_open(self) -> ToolRegistry:
+        if self._state == "closed":
+            raise ClosedError("this Toolbox is closed; create a new one")
+        if self._registry is None:
+            raise ClosedError("this Toolbox is not open; use `async with` or call open()")
+        return self._registry
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+        filename: str = "code.ts",
+    ) -> ExecutionResult:
+        """Run TypeScript or JavaScript `code` as the body of an async function.
+
+        The code sees the global `tools`; its return value, console output and
+        tool calls come back in the `ExecutionResult`. Errors of the code (and
+        limits it hits) are reported in `ExecutionResult.error`, not raised.
+        """
+        registry = self._require_open()
+        limits = self.limits
+        if timeout is not None:
+            limits = replace(limits, timeout=timeout)
+        if memory_mb is not None:
+            limits = replace(limits, memory_mb=memory_mb)
+        execution_id = uuid.uuid4().hex
+        started_at = datetime.datetime.now(datetime.UTC)
+        dispatcher = CallDispatcher(registry)
+
+        try:
+            javascript = erase_types(code)
+        except TypeScriptSyntaxError as error:
+            outcome = SandboxOutcome(
+                error={
+                    "name": "SyntaxError",
+                    "message": str(error),
+                    "line": error.line,
+                    "column": error.column,
+                }
+            )
+        else:
+            runtime_api: dict[str, list[str]] = {}
+            for server, tool in registry.api.bindings:
+                runtime_api.setdefault(server, []).append(tool)
+            outcome = await run_in_isolate(
+                javascript,
+                api=runtime_api,
+                handler=dispatcher,
+                limits=limits,
+                filename=filename,
+            )
+
+        result = self._build_result(outcome, dispatcher, execution_id)
+        if self.audit is not None:
+            record = _audit_record(result, code, started_at, limits)
+            await anyio.to_thread.run_sync(self.audit.write, record)
+        return result
+
+    def _build_result(
+        self, outcome: SandboxOutcome, dispatcher: CallDispatcher, execution_id: str
+    ) -> ExecutionResult:
+        scrub = self.redactor.scrub_text
+        error = None
+        if outcome.error is not None:
+            raw = outcome.error
+            error = ExecutionError(
+                name=scrub(str(raw.get("name", "Error"))),
+                message=scrub(str(raw.get("message", ""))),
+                stack=scrub(raw["stack"]) if raw.get("stack") else None,
+                line=raw.get("line"),
+                column=raw.get("column"),
+            )
+        value = None
+        if outcome.result_text is not None:
+            value = self.redactor.scrub(json.loads(outcome.result_text))
+        logs = [LogEntry(entry["level"], scrub(entry["message"])) for entry in outcome.logs]
+        return ExecutionResult(
+            ok=error is None,
+            result=value,
+            logs=logs,
+            calls=list(dispatcher.records),
+            error=error,
+            duration=outcome.duration,
+            execution_id=execution_id,
+            logs_dropped=outcome.logs_dropped,
+        )
+
+    async def aclose(self) -> None:
+        """Close every upstream session; the toolbox cannot be used afterwards."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        connections = list(self._connections.values())
+        if connections:
+            await asyncio.gather(
+                *(connection.aclose() for connection in connections), return_exceptions=True
+            )
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", "closed") == "open":
+            warnings.warn(
+                "Toolbox was not closed; use `async with` or call aclose()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+
+def _audit_record(
+    result: ExecutionResult, code: str, started_at: datetime.datetime, limits: Limits
+) -> dict[str, Any]:
+    data = result.to_dict()
+    return {
+        "type": "execution",
+        "executionId": result.execution_id,
+        "startedAt": started_at.isoformat(),
+        "code": code,
+        "ok": result.ok,
+        "result": data["result"],
+        "error": data["error"],
+        "calls": data["calls"],
+        "logs": data["logs"],
+        "logsDropped": result.logs_dropped,
+        "timings": {"durationMs": data["durationMs"]},
+        "limits": {"timeoutS": limits.timeout, "memoryMb": limits.memory_mb},
+    }

@@ -1,0 +1,275 @@
+"""Sessions with upstream MCP servers, over stdio or streamable HTTP.
+
+Each `McpConnection` owns one background task that enters the SDK's transport
+and `ClientSession` contexts and keeps them open until `aclose()`, so that the
+contexts are entered and exited in the same task as anyio requires, whichever
+task opens or closes the connection.
+
+A server's stderr goes through a pipe to this process, where each line is
+scrubbed of secrets and logged at DEBUG; the last lines are kept to explain a
+server that fails to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from ._config import HttpServer, StdioServer
+from ._errors import ClosedError, UpstreamError
+from ._redact import Redactor
+from ._tools import ToolAnnotations, ToolSpec
+
+__all__ = ["McpConnection"]
+
+logger = logging.getLogger(__name__)
+
+# A server that pages forever must not hang loading; 1,000 pages of tools is
+# far beyond any real server.
+_MAX_TOOL_PAGES = 1000
+_STDERR_TAIL_LINES = 20
+
+
+class _StderrRelay:
+    """A pipe for a server's stderr; a thread logs each line, scrubbed of secrets."""
+
+    def __init__(self, server: str, redactor: Redactor):
+        self.server = server
+        self.redactor = redactor
+        self.tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        read_fd, write_fd = os.pipe()
+        self.writer = os.fdopen(write_fd, "w", encoding="utf-8", errors="replace")
+        self._reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+        self._thread = threading.Thread(
+            target=self._pump, name=f"isobind-stderr-{server}", daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self) -> None:
+        with self._reader:
+            for line in self._reader:
+                text = self.redactor.scrub_text(line.rstrip("\n"))
+                self.tail.append(text)
+                logger.debug("server %s stderr: %s", self.server, text)
+
+    def close(self) -> None:
+        # The child holds its own copy of the write end; the reader thread
+        # ends when the child exits and that copy closes too.
+        with contextlib.suppress(OSError):
+            self.writer.close()
+
+    def recent(self) -> str:
+        return "\n".join(self.tail)
+
+
+def _resolve_command(command: str) -> str:
+    """Find `command` on PATH, then beside the running interpreter (a virtualenv's bin)."""
+    if os.sep in command:
+        return command
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(command, path=search)
+    return found if found is not None else command
+
+
+def _to_spec(server: str, tool: types.Tool) -> ToolSpec:
+    hints = tool.annotations
+    annotations = ToolAnnotations()
+    if hints is not None:
+        annotations = ToolAnnotations(
+            read_only=hints.read_only_hint,
+            destructive=hints.destructive_hint,
+            idempotent=hints.idempotent_hint,
+            open_world=hints.open_world_hint,
+        )
+    title = tool.title or (hints.title if hints is not None else None)
+    return ToolSpec(
+        server=server,
+        name=tool.name,
+        description=tool.description,
+        input_schema=dict(tool.input_schema),
+        output_schema=dict(tool.output_schema) if tool.output_schema is not None else None,
+        title=title,
+        annotations=annotations,
+    )
+
+
+class McpConnection:
+    """One session with one upstream MCP server, opened once and reused for many calls."""
+
+    def __init__(
+        self,
+        server: StdioServer | HttpServer,
+        *,
+        redactor: Redactor,
+        startup_timeout: float = 30.0,
+    ):
+        self.server = server
+        self.name = server.name
+        self._redactor = redactor
+        self._startup_timeout = startup_timeout
+        self._session: ClientSession | None = None
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._stderr: _StderrRelay | None = None
+        self._closed = False
+
+    async def open(self) -> None:
+        """Start or connect to the server and complete the MCP handshake."""
+        if self._closed:
+            raise ClosedError(f"the connection to MCP server {self.name!r} is closed")
+        self._task = asyncio.create_task(self._hold(), name=f"isobind-upstream-{self.name}")
+        ready = asyncio.create_task(self._ready.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {ready, self._task},
+                timeout=self._startup_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+        if self._session is not None and self._ready.is_set():
+            logger.info("connected to MCP server %s", self.name)
+            return
+        if not done:
+            await self.aclose()
+            raise UpstreamError(
+                f"did not complete the MCP handshake within {self._startup_timeout:g} s"
+                f"{self._stderr_hint()}",
+                server=self.name,
+            )
+        await self.aclose()
+        raise UpstreamError(self._describe_failure(), server=self.name) from self._failure
+
+    def _describe_failure(self) -> str:
+        failure = self._failure
+        server = self.server
+        if isinstance(failure, FileNotFoundError) and isinstance(server, StdioServer):
+            return (
+                f"could not start: command {server.command!r} was not found. Install the "
+                "server or fix `command` in the config"
+            )
+        detail = self._redactor.scrub_text(_describe_exception(failure))
+        if isinstance(server, HttpServer):
+            return f"could not connect to {self._redactor.scrub_text(server.url)}: {detail}"
+        return f"exited or failed during the MCP handshake: {detail}{self._stderr_hint()}"
+
+    def _stderr_hint(self) -> str:
+        if self._stderr is None:
+            return ""
+        recent = self._stderr.recent()
+        return f"\nlast lines of its stderr:\n{recent}" if recent else ""
+
+    async def _hold(self) -> None:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport())
+                session = await stack.enter_async_context(ClientSession(read, write))
+                await session.initialize()
+                self._session = session
+                self._ready.set()
+                await self._closing.wait()
+        except Exception as error:
+            self._failure = error
+            if self._ready.is_set():
+                logger.warning("MCP server %s disconnected: %s", self.name, error)
+        finally:
+            self._session = None
+            if self._stderr is not None:
+                self._stderr.close()
+
+    def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        server = self.server
+        if isinstance(server, StdioServer):
+            self._stderr = _StderrRelay(self.name, self._redactor)
+            params = StdioServerParameters(
+                command=_resolve_command(server.command),
+                args=list(server.args),
+                env=dict(server.env),
+                cwd=server.cwd,
+            )
+            return stdio_client(params, errlog=self._stderr.writer)
+        client = httpx2.AsyncClient(
+            headers=dict(server.headers),
+            timeout=httpx2.Timeout(30.0, read=300.0),
+        )
+        return _http_transport(server.url, client)
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """List every tool, following pagination."""
+        session = self._require_session()
+        specs: list[ToolSpec] = []
+        cursor: str | None = None
+        for _ in range(_MAX_TOOL_PAGES):
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            try:
+                page = await session.list_tools(params=params)
+            except Exception as error:
+                raise UpstreamError(
+                    f"tools/list failed: {self._redactor.scrub_text(_describe_exception(error))}",
+                    server=self.name,
+                ) from error
+            specs.extend(_to_spec(self.name, tool) for tool in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return specs
+        raise UpstreamError(
+            f"tools/list returned more than {_MAX_TOOL_PAGES} pages; the server's "
+            "pagination does not end",
+            server=self.name,
+        )
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Call one tool; transport and protocol errors propagate to the caller."""
+        session = self._require_session()
+        return await session.call_tool(name, arguments)
+
+    def _require_session(self) -> ClientSession:
+        if self._closed:
+            raise ClosedError(f"the connection to MCP server {self.name!r} is closed")
+        if self._session is None:
+            raise UpstreamError("is not connected", server=self.name)
+        return self._session
+
+    async def aclose(self) -> None:
+        """End the session and stop the server process, if this side started it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                logger.error("MCP server %s did not shut down within 10 s", self.name)
+                self._task.cancel()
+        logger.info("closed MCP server %s", self.name)
+
+
+@contextlib.asynccontextmanager
+async def _http_transport(url: str, client: httpx2.AsyncClient) -> Any:
+    async with client, streamable_http_client(url, http_client=client) as streams:
+        yield streams
+
+
+def _describe_exception(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_describe_exception(inner) for inner in error.exceptions)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
