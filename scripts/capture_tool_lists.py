@@ -27,7 +27,8 @@ VENV_BIN = Path(sys.executable).parent
 NODE_BIN = ROOT / "tests" / "node" / "node_modules" / ".bin"
 OUT_DIR = ROOT / "tests" / "data" / "tool_lists"
 
-# A server that keeps returning cursors is a bug; stop rather than loop forever.
+# A server that keeps returning cursors has a bug, so the capture stops instead
+# of looping forever.
 MAX_PAGES = 100
 
 
@@ -56,7 +57,9 @@ async def list_all_tools(params: StdioServerParameters) -> list[dict[str, Any]]:
             if cursor is None:
                 return tools
 
-    raise RuntimeError(f"{params.command}: still paginating after {MAX_PAGES} pages")
+    raise RuntimeError(
+        f"{params.command}: tools/list still returned a cursor after {MAX_PAGES} pages"
+    )
 
 
 async def main() -> None:

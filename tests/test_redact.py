@@ -114,13 +114,13 @@ def test_url_query_keeps_other_parameters() -> None:
     assert redactor.scrub_text(url) == f"https://api.example.com/v1/items?key={REDACTED}&page=2"
 
 
-def test_percent_escape_mixed_case_is_redacted() -> None:
+def test_percent_escape_mixed_case() -> None:
     redactor = Redactor(["a/b/c/d/e"])
 
     assert redactor.scrub_text("a%2fb%2Fc%2fd%2Fe") == REDACTED
 
 
-def test_literal_letters_in_url_form_are_case_sensitive() -> None:
+def test_url_form_letters_case_sensitive() -> None:
     redactor = Redactor(["Token/Value"])
 
     assert redactor.scrub_text("token%2Fvalue") == "token%2Fvalue"
@@ -241,6 +241,7 @@ JSON_SECRETS = {
     "astral": "emoji-key-🔑🔑",
     "control": "line\nbreak\ttab-xyz",
     "del": "del\x7fchar-xyz",
+    "lone-surrogate": "half\ud800pair-xyz",
 }
 
 
@@ -363,6 +364,33 @@ def test_scrub_rejects_reference_cycle() -> None:
         Redactor([PLAIN]).scrub(value)
 
 
+def test_scrub_many_strings() -> None:
+    redactor = Redactor([PLAIN, SPECIAL])
+    value = [
+        "short",
+        f"prefix {PLAIN}",
+        "x" * 100,
+        {"k": quote(SPECIAL, safe="")},
+        (PLAIN.encode().hex(),),
+        "y" * 100,
+    ]
+
+    assert redactor.scrub(value) == [
+        "short",
+        f"prefix {REDACTED}",
+        "x" * 100,
+        {"k": REDACTED},
+        (REDACTED,),
+        "y" * 100,
+    ]
+
+
+def test_scrub_secret_split_across_strings() -> None:
+    halves = [PLAIN[:12], PLAIN[12:]]
+
+    assert Redactor([PLAIN]).scrub(halves) == halves
+
+
 def test_scrub_shared_container_twice() -> None:
     shared = [PLAIN]
 
@@ -419,8 +447,11 @@ def test_adjacent_occurrences_become_one_marker() -> None:
     assert Redactor([PLAIN]).scrub_text(PLAIN * 3) == REDACTED
 
 
-def test_self_overlapping_secret() -> None:
-    assert Redactor(["abababab"]).scrub_text("xabababababy") == f"x{REDACTED}y"
+@pytest.mark.parametrize("unit", ["ab", "éb"], ids=["ascii", "non-ascii"])
+def test_self_overlapping_secret(unit: str) -> None:
+    redactor = Redactor([unit * 4])
+
+    assert redactor.scrub_text(f"x{unit * 5}y") == f"x{REDACTED}y"
 
 
 def test_short_secret_clear_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -464,14 +495,14 @@ def test_empty_redactor_is_false() -> None:
     assert Redactor([PLAIN])
 
 
-def test_surrounding_whitespace_stripped_too() -> None:
+def test_stripped_secret_also_redacted() -> None:
     redactor = Redactor([f"  {PLAIN}\n"])
 
     assert redactor.scrub_text(f"key={PLAIN};") == f"key={REDACTED};"
 
 
 def test_single_string_rejected() -> None:
-    with pytest.raises(TypeError, match="wrap the secret in a list"):
+    with pytest.raises(TypeError, match="Wrap the secret in a list"):
         Redactor(PLAIN)
 
 
@@ -526,17 +557,30 @@ def test_merged_with_redactor() -> None:
 
 
 def test_merged_rejects_single_string() -> None:
-    with pytest.raises(TypeError, match="wrap the secret in a list"):
+    with pytest.raises(TypeError, match="Wrap the secret in a list"):
         Redactor([PLAIN]).merged(SPECIAL)
 
 
-def test_secret_spanning_marker_is_rescanned() -> None:
+def test_secret_across_marker_rescanned() -> None:
     redactor = Redactor(["]abcdefgh"])
 
     scrubbed = redactor.scrub_text("]abcdefghabcdefgh")
 
     assert "]abcdefgh" not in scrubbed
     assert not redactor.contains_secret(scrubbed)
+
+
+def test_endless_reappearance_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "]" + "x" * 7
+    redactor = Redactor([secret])
+    caplog.set_level(logging.WARNING, logger=_redact.__name__)
+
+    # Each pass leaves a new "]" before the next seven "x".
+    scrubbed = redactor.scrub_text("]" + "x" * 7 * 20)
+
+    assert scrubbed == REDACTED
+    assert "redaction passes" in caplog.text
+    assert secret not in caplog.text
 
 
 def test_secret_inside_marker() -> None:
@@ -569,8 +613,8 @@ def _all_forms(secret: str) -> list[str]:
     return [form(secret) for form in FORMS.values()]
 
 
-# Secrets of at least 8 characters that are not part of the marker, which always
-# remains in the output.
+# Secrets of at least 8 characters. Those inside the marker text are left out, because
+# every marker would contain them.
 property_secrets = st.text(min_size=8, max_size=30).filter(
     lambda secret: bool(secret.strip()) and secret not in REDACTED
 )
@@ -603,6 +647,28 @@ def test_encoded_secret_property(prefix: str, secret: str, suffix: str, form_nam
     assert redactor.contains_secret(text)
     for form in _all_forms(secret):
         assert form not in scrubbed
+
+
+@given(
+    first=property_secrets,
+    second=property_secrets,
+    overlap=st.integers(min_value=0, max_value=8),
+    prefix=st.text(max_size=20),
+    suffix=st.text(max_size=20),
+)
+@settings(max_examples=300, deadline=None)
+def test_two_secrets_property(
+    first: str, second: str, overlap: int, prefix: str, suffix: str
+) -> None:
+    redactor = Redactor([first, second])
+    # Both secrets in full, then the two run together with up to `overlap` characters
+    # of `first` cut off where `second` starts.
+    text = f"{prefix}{first} {second}|{first[: len(first) - overlap]}{second}{suffix}"
+
+    scrubbed = redactor.scrub_text(text)
+
+    assert first not in scrubbed
+    assert second not in scrubbed
 
 
 def test_random_bytes_blob_not_over_redacted() -> None:

@@ -202,6 +202,7 @@ def test_to_type_name(name: str, suffix: str, expected: str) -> None:
 @needs_tsc
 def test_sanitised_names_compile(tmp_path: Path) -> None:
     names = ["delete", "get-weather", "2fa", "café", "a b", "", "enum", "__proto__", "$x"]
+    names += ["Promise", "tools", "string", "undefined"]
     specs = [tool(name, {"type": "object"}, server=name or "empty") for name in names]
     api = render_api(specs)
     calls = "".join(f"\n  await tools.{server}.{name}();" for server, name in api.bindings)

@@ -16,6 +16,7 @@ import sys
 from typing import Literal
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -64,7 +65,7 @@ def _forecast(city: str, day: datetime.date) -> DayForecast:
 def get_forecast(city: str, days: int = 3) -> list[DayForecast]:
     """Forecast for `city` for the next `days` days (1 to 7), starting today (UTC)."""
     if not 1 <= days <= 7:
-        raise ValueError(f"days must be between 1 and 7, got {days}")
+        raise ToolError(f"days must be between 1 and 7, got {days}")
     today = datetime.datetime.now(datetime.UTC).date()
     return [_forecast(city, today + datetime.timedelta(days=offset)) for offset in range(days)]
 

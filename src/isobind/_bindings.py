@@ -189,7 +189,7 @@ class CallDispatcher:
 
 
 def _result_value(result: types.CallToolResult) -> Any:
-    """Return `structuredContent`, else JSON from a single text item, else its text, else content."""
+    """Return `structuredContent`, else JSON of a single text item, else its text, else content."""
     if result.structured_content is not None:
         return result.structured_content
     content = result.content

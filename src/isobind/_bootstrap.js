@@ -21,6 +21,7 @@
   const ObjectCreate = Object.create;
   const ObjectKeys = Object.keys;
   const ObjectDefineProperty = Object.defineProperty;
+  const ObjectGetPrototypeOf = Object.getPrototypeOf;
   const ReflectApply = Reflect.apply;
   const JSONStringify = JSON.stringify;
   const JSONParse = JSON.parse;
@@ -117,6 +118,8 @@
 
   const networkGlobals = {
     fetch,
+    // The TypeScript eraser renames `import(x)` to `$mport(x)`, keeping its length.
+    $mport: importStub,
     XMLHttpRequest: blockedConstructor("XMLHttpRequest"),
     WebSocket: blockedConstructor("WebSocket"),
     EventSource: blockedConstructor("EventSource"),
@@ -146,6 +149,42 @@
     delete Atomics.wait;
     delete Atomics.waitAsync;
   }
+
+  // --- Code from strings -------------------------------------------------
+  // The engine flag --disallow-code-generation-from-strings already blocks
+  // these; the stubs keep them blocked when mini-racer was initialised
+  // without it. `instanceof Function` keeps working through `prototype`.
+
+  function codeFromStringsError() {
+    return new EvalError("Code generation from strings is disabled in the sandbox");
+  }
+  const evalStub = {
+    eval() {
+      throw codeFromStringsError();
+    },
+  }.eval;
+  ObjectDefineProperty(globalObject, "eval", {
+    value: evalStub, writable: true, configurable: true, enumerable: false,
+  });
+  const functionConstructors = [
+    Function,
+    ObjectGetPrototypeOf(async function () {}).constructor,
+    ObjectGetPrototypeOf(function* () {}).constructor,
+    ObjectGetPrototypeOf(async function* () {}).constructor,
+  ];
+  for (const Original of functionConstructors) {
+    const stub = function () {
+      throw codeFromStringsError();
+    };
+    ObjectDefineProperty(stub, "name", { value: Original.name });
+    stub.prototype = Original.prototype;
+    ObjectDefineProperty(Original.prototype, "constructor", {
+      value: stub, writable: true, configurable: true, enumerable: false,
+    });
+  }
+  ObjectDefineProperty(globalObject, "Function", {
+    value: Function.prototype.constructor, writable: true, configurable: true, enumerable: false,
+  });
 
   // --- Buffer budget --------------------------------------------------------
   // V8's heap limit does not count ArrayBuffer backing stores, so the common

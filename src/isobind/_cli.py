@@ -85,9 +85,7 @@ def exec_command(
     config: ConfigOption,
     as_json: Annotated[
         bool,
-        typer.Option(
-            "--json", help="Print one JSON object: ok, result, logs, calls, error."
-        ),
+        typer.Option("--json", help="Print one JSON object: ok, result, logs, calls, error."),
     ] = False,
     timeout: Annotated[
         float | None,

@@ -78,6 +78,7 @@ _QUERY: Final = Query(
     (ambient_declaration) @statement
     (function_signature) @statement
     (import_statement "type") @statement
+    (call_expression function: (import) @dynamic_import)
     (export_statement "type") @statement
     (export_statement
       declaration: [
@@ -179,6 +180,11 @@ _BLOCK_STATEMENTS: Final = frozenset(
     }
 )
 
+_BRACKET_PAIRS: Final = {"(": ")", "[": "]", "{": "}", "${": "}"}
+_CLOSING_BRACKETS: Final = frozenset({")", "]", "}"})
+# Tokens that open and close strings, templates, regular expressions and comments.
+_DELIMITERS: Final = ('"', "'", "`", "/")
+
 # Parents in which a line break after the keyword ends the statement early.
 _RESTRICTED_PARENTS: Final = {
     "return_statement": "return",
@@ -207,6 +213,10 @@ _RESERVED_WORDS: Final = frozenset({
 # fmt: on
 
 
+# The name that replaces `import` in a dynamic `import(...)` call; as long as `import`.
+DYNAMIC_IMPORT_FUNCTION: Final = "$mport"
+
+
 def erase_types(source: str) -> str:
     """Replace the TypeScript-only parts of `source` with spaces and return JavaScript.
 
@@ -220,6 +230,10 @@ def erase_types(source: str) -> str:
             decorators, `import X = ...`, `export =`).
     """
     data = source.encode("utf-8", "surrogatepass")
+    # NOTE: tree-sitter-typescript 0.23.2 rejects some valid TypeScript: `as` or `satisfies`
+    # as a variable name, a statement that starts with a call to `abstract`, `export type *`,
+    # `static` index signatures, and U+2028 or U+2029 outside strings and comments. It also
+    # reads a tagged template with type arguments as comparisons, so those stay in the output.
     tree = _parser().parse(data)
     root = tree.root_node
     if root.has_error:
@@ -280,7 +294,7 @@ class _Edit:
     def render(self, data: bytes) -> str:
         if self.text is not None:
             return self.text
-        blank = _blank(_decode(data[self.start : self.end]))
+        blank = _blank_text(_decode(data[self.start : self.end]))
         if not self.prefix and not self.suffix:
             return blank
         characters = list(blank)
@@ -294,7 +308,7 @@ class _Edit:
 
 
 class _Eraser:
-    """Collects the edits that turn one parsed script into JavaScript."""
+    """Collector of the edits that turn one parsed script into JavaScript."""
 
     def __init__(self, data: bytes, root: Node) -> None:
         self.data = data
@@ -321,11 +335,11 @@ class _Eraser:
         handlers = {
             "annotation": self._erase_annotation,
             "type_parameters": self._erase_type_parameters,
-            "blank": self._blank_node,
+            "blank": self.blank_node,
             "operator": self._erase_operator,
             "called_assertion": self._split_called_assertion,
             "type_bracket": self._check_type_bracket,
-            "statement": self._blank_node,
+            "statement": self.blank_node,
             "type_specifier": self._erase_type_specifier,
             "this_parameter": self._erase_this_parameter,
             "parameter_property": self._reject_parameter_property,
@@ -334,6 +348,7 @@ class _Eraser:
             "import_alias": self._reject_import_alias,
             "export_assignment": self._reject_export_assignment,
             "decorator": self._reject_decorator,
+            "dynamic_import": self._rename_dynamic_import,
         }
         for name, nodes in captures.items():
             handler = handlers[name]
@@ -351,7 +366,11 @@ class _Eraser:
 
     def _outermost_edits(self) -> list[_Edit]:
         """Sort the edits and drop those inside a blanked region."""
-        ordered = sorted(self.edits.values(), key=lambda edit: (edit.start, -edit.end))
+        # At one offset an insertion comes first, then the longer of two ranges.
+        ordered = sorted(
+            self.edits.values(),
+            key=lambda edit: (edit.start, edit.end > edit.start, -edit.end),
+        )
         kept: list[_Edit] = []
         covered_until = -1
         for edit in ordered:
@@ -364,7 +383,7 @@ class _Eraser:
 
     # Edits.
 
-    def _blank(self, start: int, end: int) -> _Edit:
+    def blank(self, start: int, end: int) -> _Edit:
         key = (start, end)
         edit = self.edits.get(key)
         if edit is None:
@@ -372,20 +391,20 @@ class _Eraser:
             self.edits[key] = edit
         return edit
 
-    def _replace(self, start: int, end: int, text: str) -> None:
+    def replace(self, start: int, end: int, text: str) -> None:
         """Put `text` over the blanked range `start:end`, keeping its line terminators."""
-        self.edits[(start, end)] = _Edit(start, end, _overlay(self._text(start, end), text))
+        self.edits[(start, end)] = _Edit(start, end, _overlay(self.text(start, end), text))
 
-    def _insert(self, offset: int, text: str) -> None:
+    def insert(self, offset: int, text: str) -> None:
         self.edits[(offset, offset)] = _Edit(offset, offset, text)
 
-    def _blank_node(self, node: Node) -> None:
-        self._blank(node.start_byte, node.end_byte)
+    def blank_node(self, node: Node) -> None:
+        self.blank(node.start_byte, node.end_byte)
 
     # Handlers, one per capture name.
 
     def _erase_annotation(self, node: Node) -> None:
-        edit = self._blank(node.start_byte, node.end_byte)
+        edit = self.blank(node.start_byte, node.end_byte)
         arrow = node.parent
         if arrow is None or arrow.type != "arrow_function":
             return
@@ -396,11 +415,11 @@ class _Eraser:
         if self._has_line_break(close, node.end_byte):
             # JavaScript forbids a line break between `)` and `=>`, so the `)` moves to the
             # end of the return type, which TypeScript requires on the line of the `=>`.
-            self._blank(close, parameters.end_byte)
+            self.blank(close, parameters.end_byte)
             edit.suffix = ")"
 
     def _erase_type_parameters(self, node: Node) -> None:
-        edit = self._blank(node.start_byte, node.end_byte)
+        edit = self.blank(node.start_byte, node.end_byte)
         arrow = node.parent
         if arrow is None or arrow.type != "arrow_function":
             return
@@ -408,12 +427,12 @@ class _Eraser:
         if self._has_line_break(node.start_byte, parameters.start_byte):
             # The `(` moves to where the `<` was, so it stays on the line of a preceding
             # `async`, `return` or `throw` that a line break would cut off.
-            self._blank(parameters.start_byte, parameters.start_byte + 1)
+            self.blank(parameters.start_byte, parameters.start_byte + 1)
             edit.prefix = "("
 
     def _erase_operator(self, node: Node) -> None:
         expression = _parent(node)
-        self._blank(node.start_byte, expression.end_byte)
+        self.blank(node.start_byte, expression.end_byte)
 
     def _split_called_assertion(self, node: Node) -> None:
         # tree-sitter reads `x as T` followed by `(...)` as a call, but TypeScript ends the
@@ -426,7 +445,7 @@ class _Eraser:
                 "Wrap it in parentheses: '(value as Type)(...)'.",
             )
         operator = _operator(node)
-        self._blank(operator.start_byte, node.end_byte).suffix = ";"
+        self.blank(operator.start_byte, node.end_byte).suffix = ";"
 
     def _check_type_bracket(self, node: Node) -> None:
         element = node.prev_sibling
@@ -450,7 +469,7 @@ class _Eraser:
                 has_default = False
             if not has_default:
                 # TypeScript drops an import or export that names only types.
-                self._blank_node(statement)
+                self.blank_node(statement)
                 return
         self._blank_through_comma(node)
 
@@ -478,7 +497,7 @@ class _Eraser:
         while parent is not None and parent.type in ("expression_statement", "export_statement"):
             statement = parent
             parent = parent.parent
-        self._blank_node(statement)
+        self.blank_node(statement)
 
     def _rewrite_enum(self, node: Node) -> None:
         if not _inside_ambient(node):
@@ -493,6 +512,12 @@ class _Eraser:
     def _reject_export_assignment(self, node: Node) -> None:
         raise _Problem(node.start_byte, "'export =' is not supported. Remove it.")
 
+    def _rename_dynamic_import(self, node: Node) -> None:
+        # V8 without a module loader rejects `import()` with a bare "Not supported";
+        # the sandbox prelude defines DYNAMIC_IMPORT_FUNCTION to reject it with a
+        # NetworkAccessError instead. Same length, so positions are kept.
+        self.replace(node.start_byte, node.end_byte, DYNAMIC_IMPORT_FUNCTION)
+
     def _reject_decorator(self, node: Node) -> None:
         raise _Problem(
             node.start_byte,
@@ -505,7 +530,7 @@ class _Eraser:
         following = node.next_sibling
         if following is not None and following.type == ",":
             end = following.end_byte
-        self._blank(node.start_byte, end)
+        self.blank(node.start_byte, end)
 
     # Automatic semicolon insertion and other hazards of blanking.
 
@@ -527,6 +552,9 @@ class _Eraser:
                 break
             node = parent
 
+        restricted = parent is not None and parent.type in _RESTRICTED_PARENTS
+        if statement is None and not restricted and not _is_arrow_body(node):
+            return
         following = self._token_after(edit.end)
         try:
             self._check_restricted(edit, parent, following)
@@ -659,7 +687,7 @@ class _Eraser:
     def _token_text(self, node: Node) -> bytes:
         return self.data[node.start_byte : node.end_byte]
 
-    def _text(self, start: int, end: int) -> str:
+    def text(self, start: int, end: int) -> str:
         return _decode(self.data[start:end])
 
     def _has_line_break(self, start: int, end: int) -> bool:
@@ -668,7 +696,7 @@ class _Eraser:
 
 
 class _EnumWriter:
-    """Rewrites one enum declaration as a JavaScript object, member by member in place.
+    """Writer of one enum declaration as a JavaScript object, member by member in place.
 
     An enum whose values are all number or string literals becomes an object literal::
 
@@ -677,13 +705,16 @@ class _EnumWriter:
     An enum with computed values becomes a function that fills the object in member order and
     declares each member name as a local constant, because TypeScript lets a member's
     initializer name earlier members without the enum prefix.
+
+    NOTE: the enum becomes a `const`, so two declarations of one enum, which TypeScript merges,
+    fail in V8 as a redeclaration.
     """
 
     def __init__(self, eraser: _Eraser, node: Node) -> None:
         self.eraser = eraser
         self.node = node
         name = _field(node, "name")
-        self.name = eraser._text(name.start_byte, name.end_byte)
+        self.name = eraser.text(name.start_byte, name.end_byte)
         self.body = _field(node, "body")
 
     def write(self) -> None:
@@ -708,7 +739,7 @@ class _EnumWriter:
 
     def _key(self, name_node: Node) -> tuple[str, str | None]:
         """Return the member name as a JavaScript string literal and as a local name if valid."""
-        text = self.eraser._text(name_node.start_byte, name_node.end_byte)
+        text = self.eraser.text(name_node.start_byte, name_node.end_byte)
         if name_node.type == "property_identifier":
             # A `__proto__` key in an object literal would set the prototype instead.
             usable = (
@@ -722,7 +753,7 @@ class _EnumWriter:
         if name_node.type == "computed_property_name" and name_node.named_child_count == 1:
             inner = name_node.named_children[0]
             if inner.type == "string":
-                return self.eraser._text(inner.start_byte, inner.end_byte), None
+                return self.eraser.text(inner.start_byte, inner.end_byte), None
         raise _Problem(
             name_node.start_byte,
             "enum member names must be identifiers or string literals. Rename this member.",
@@ -734,7 +765,7 @@ class _EnumWriter:
             return "auto", None
         if value.type == "string":
             return "string", None
-        text = self.eraser._text(value.start_byte, value.end_byte)
+        text = self.eraser.text(value.start_byte, value.end_byte)
         number = _parse_number(text.replace(" ", ""))
         if number is not None:
             return "number", number
@@ -761,22 +792,22 @@ class _EnumWriter:
         self._numbers(members)
         self._write_header(f"const {self.name} = {{")
         for member in members:
-            key = member.key if member.binding is not None else f"[{member.key}]"
+            key = member.binding if member.binding is not None else f"[{member.key}]"
             reverse = (
                 ""
                 if member.number is None
                 else f", [{_format_number(member.number)}]: {member.key}"
             )
             if member.value is None:
-                self.eraser._replace(
+                self.eraser.replace(
                     member.node.start_byte,
                     member.node.end_byte,
                     f"{key}: {_format_number(member.number or 0)}{reverse}",
                 )
                 continue
-            self.eraser._replace(member.node.start_byte, member.value.start_byte, f"{key}: ")
+            self.eraser.replace(member.node.start_byte, member.value.start_byte, f"{key}: ")
             if reverse:
-                self.eraser._insert(member.value.end_byte, reverse)
+                self.eraser.insert(member.value.end_byte, reverse)
         self._write_footer("};")
 
     def _write_function(self, members: list[_EnumMember]) -> None:
@@ -796,31 +827,31 @@ class _EnumWriter:
                 suffix = f"; {enum}[{value}] = {member.key};"
 
             if member.value is not None:
-                self.eraser._replace(member.node.start_byte, member.value.start_byte, prefix)
-                self.eraser._insert(member.value.end_byte, suffix)
+                self.eraser.replace(member.node.start_byte, member.value.start_byte, prefix)
+                self.eraser.insert(member.value.end_byte, suffix)
             else:
                 if member.number is not None:
                     start = _format_number(member.number)
                 else:
                     assert previous is not None  # the first member always gets number 0
                     start = f"{enum}[{previous.key}] + 1"
-                self.eraser._replace(
+                self.eraser.replace(
                     member.node.start_byte, member.node.end_byte, prefix + start + suffix
                 )
             previous = member
 
         for child in self.body.children:
             if child.type == ",":
-                self.eraser._blank_node(child)
+                self.eraser.blank_node(child)
         self._write_footer(f"return {enum}; }})({{}});")
 
     def _write_header(self, text: str) -> None:
         opening = self.body.children[0]
-        self.eraser._replace(self.node.start_byte, opening.end_byte, text)
+        self.eraser.replace(self.node.start_byte, opening.end_byte, text)
 
     def _write_footer(self, text: str) -> None:
         closing = self.body.children[-1]
-        self.eraser._replace(closing.start_byte, closing.end_byte, text)
+        self.eraser.replace(closing.start_byte, closing.end_byte, text)
 
 
 class _EnumMember:
@@ -849,14 +880,14 @@ class _EnumMember:
 def _field(node: Node, name: str) -> Node:
     child = node.child_by_field_name(name)
     if child is None:
-        raise _Problem(node.start_byte, f"this {node.type} has no {name}.")
+        raise _Problem(node.start_byte, f"the parser returned a {node.type} without {name}.")
     return child
 
 
 def _parent(node: Node) -> Node:
     parent = node.parent
     if parent is None:
-        raise _Problem(node.start_byte, f"this {node.type} has no parent.")
+        raise _Problem(node.start_byte, f"the parser returned a {node.type} without a parent.")
     return parent
 
 
@@ -868,7 +899,9 @@ def _operator(expression: Node) -> Node:
     for child in expression.children:
         if child.type in ("as", "satisfies"):
             return child
-    raise _Problem(expression.start_byte, f"this {expression.type} has no operator.")
+    raise _Problem(
+        expression.start_byte, f"the parser returned a {expression.type} without an operator."
+    )
 
 
 def _has_type_keyword(specifier: Node) -> bool:
@@ -945,20 +978,56 @@ def _syntax_error(data: bytes, node: Node) -> TypeScriptSyntaxError:
         offset = node.start_byte
         message = f"missing '{node.type}'. Add it here."
     else:
-        token = node
-        while token.child_count:
-            token = token.children[0]
-        offset = token.start_byte
-        text = _decode(data[token.start_byte : token.end_byte])
-        if not text or not data[offset:].strip():
-            message = (
-                "unexpected end of the script. "
-                "Close every open bracket, string, template and comment."
-            )
-        else:
-            message = f"unexpected {text[:40]!r}. Fix the syntax at this position."
+        offset, message = _describe_error(data, node)
     line, column = _position(data, offset)
     return TypeScriptSyntaxError(message, line=line, column=column)
+
+
+def _describe_error(data: bytes, node: Node) -> tuple[int, str]:
+    """Return the offset and message for an ERROR node.
+
+    tree-sitter's error recovery often wraps a whole statement, so the node's first token is
+    the last choice. An unmatched closing bracket inside the node comes first. Next comes the
+    end of the script, when the node runs to the end with a bracket or string left open.
+    """
+    tokens = _tokens(node)
+    open_brackets: list[str] = []
+    for token in tokens:
+        if token.type in _BRACKET_PAIRS:
+            open_brackets.append(_BRACKET_PAIRS[token.type])
+        elif token.type in _CLOSING_BRACKETS and (
+            not open_brackets or open_brackets.pop() != token.type
+        ):
+            return token.start_byte, _unexpected(data, token)
+
+    unterminated = any(
+        sum(token.type == delimiter for token in tokens) % 2 for delimiter in _DELIMITERS
+    )
+    if (open_brackets or unterminated or not tokens) and not data[node.end_byte :].strip():
+        message = (
+            "unexpected end of the script. Close every open bracket, string, template and comment."
+        )
+        return node.end_byte, message
+    first = tokens[0] if tokens else node
+    return first.start_byte, _unexpected(data, first)
+
+
+def _unexpected(data: bytes, token: Node) -> str:
+    text = _decode(data[token.start_byte : token.end_byte])
+    return f"unexpected {text[:40]!r}. Fix the syntax at this position."
+
+
+def _tokens(node: Node) -> list[Node]:
+    """Return the leaves under `node` in source order."""
+    tokens: list[Node] = []
+    stack = list(reversed(node.children))
+    while stack:
+        child = stack.pop()
+        if child.child_count:
+            stack.extend(reversed(child.children))
+        else:
+            tokens.append(child)
+    return tokens
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:
@@ -975,7 +1044,11 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogatepass")
 
 
-def _blank(text: str) -> str:
+def _blank_text(text: str) -> str:
+    # NOTE: one space replaces each code point. V8 counts columns in UTF-16 units, so a blanked
+    # character outside the Basic Multilingual Plane moves V8's columns after it by one.
+    if text.isascii() and "\n" not in text and "\r" not in text:
+        return " " * len(text)
     return _NOT_LINE_TERMINATOR.sub(" ", text)
 
 
@@ -984,7 +1057,7 @@ def _overlay(original: str, text: str) -> str:
 
     `text` uses the blanks of the first line and makes that line longer if it does not fit.
     """
-    blank = _blank(original)
+    blank = _blank_text(original)
     match = _LINE_TERMINATOR.search(blank)
     first_line_end = match.start() if match is not None else len(blank)
     if len(text) <= first_line_end:

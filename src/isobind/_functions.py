@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from pydantic import TypeAdapter, validate_call
@@ -48,7 +48,7 @@ class FunctionTools:
         return [self._spec(tool_name, fn) for tool_name, fn in self._functions.items()]
 
     def _spec(self, tool_name: str, function: Callable[..., Any]) -> ToolSpec:
-        input_schema = TypeAdapter(function).json_schema()
+        input_schema = TypeAdapter(cast(Any, function)).json_schema()
         output_schema: dict[str, Any] | None = None
         return_type = inspect.signature(function).return_annotation
         if return_type not in (inspect.Signature.empty, None, Any):

@@ -97,7 +97,7 @@ def _is_part(char: str) -> bool:
 
 
 def is_identifier_name(name: str) -> bool:
-    """Return whether `name` is an ECMAScript IdentifierName; reserved words count as valid.
+    """Return whether `name` is an ECMAScript IdentifierName, which includes reserved words.
 
     Such a name can be an unquoted property key, as in `{ delete: string }`.
     """

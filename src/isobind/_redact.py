@@ -1,7 +1,7 @@
 """Removal of secret values from everything that leaves the host.
 
-A `Redactor` is built from the secret strings that the host holds (API keys, tokens)
-and replaces each occurrence of a secret by `REDACTED` in text and in JSON-like data.
+A `Redactor` is built from the secret strings kept on the host (API keys, tokens) and
+replaces each occurrence of a secret by `REDACTED` in text and in JSON-like data.
 Besides the clear text, it finds these forms of each secret:
 
 - base64 of the UTF-8 bytes, standard and URL-safe alphabets, with or without padding,
@@ -17,10 +17,12 @@ Hex digits match in any case, both in hex forms and inside `%XX` and `\\uXXXX`
 escapes. All other characters match case-sensitively.
 
 Secrets shorter than 6 characters are redacted in clear text only, because their
-encoded forms are short enough to occur by chance in ordinary output. Building such a
-redactor logs one warning per secret length, with the length and never the value.
-Empty and whitespace-only secrets are ignored. A secret with surrounding whitespace is
-also scrubbed without it.
+encoded forms are short enough to occur by chance in ordinary output. The first
+redactor built with such a secret logs a warning that gives its length, never its
+value, once per length and process. Empty and whitespace-only secrets are ignored. A
+secret with surrounding whitespace is also scrubbed without it.
+
+Overlapping occurrences, of one secret or of several, become a single marker.
 
 Known gaps: base64 split across lines (MIME, PEM), base64 of other encodings than
 UTF-8 (UTF-16), base32, partial percent-encoding by hand-written encoders, JSON that
@@ -31,11 +33,12 @@ normalization (NFC against NFD) are not detected.
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import logging
 import re
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn, TypeVar, final
 
@@ -48,12 +51,12 @@ REDACTED = "[REDACTED]"
 # Secrets shorter than this are matched in clear text only (see the module docstring).
 _MIN_ENCODED_LENGTH = 6
 
-# A pass can make a secret that contains "[" or "]" appear anew across a marker, so the
-# text is scanned again. Real secrets need one extra pass; past this bound the whole
-# text is replaced (fail closed).
+# A pass can make a secret that contains "[" or "]" appear anew across a marker, so such
+# secrets are searched again after each pass that found one. The bound is arbitrary.
+# Past it the whole text is replaced (fail closed).
 _MAX_PASSES = 8
 
-# Lengths already warned about, so that a process logs each at most once.
+# Short secret lengths already logged, so that each length is logged once per process.
 _warned_short_lengths: set[int] = set()
 
 # A form of a secret is a sequence of pieces: a chunk of text and whether the chunk is
@@ -62,8 +65,8 @@ _Piece = tuple[str, bool]
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
-# Bytes kept as they are by each percent-encoder; every other byte becomes `%XX`. The
-# flag says whether a space becomes "+".
+# Bytes that each percent-encoder keeps as they are, while every other byte becomes
+# `%XX`. The flag is true when the encoder writes a space as "+".
 _PERCENT_ENCODERS: tuple[tuple[str, bool], ...] = (
     (_ALPHANUMERIC + "-._~", False),  # urllib.parse.quote(safe=""), RFC 3986 unreserved
     (_ALPHANUMERIC + "-._~/", False),  # urllib.parse.quote() with its default safe="/"
@@ -90,11 +93,14 @@ _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 # Forms that share a prefix of at least this many characters are found by one search
 # for that prefix, the anchor. The forms of one secret often differ only after its
-# first special character. A longer search string is found faster, so forms are not
-# grouped on shorter prefixes.
+# first special character. Forms are not grouped on shorter prefixes, because
+# `str.find` skips ahead further with a longer search string.
 _MIN_ANCHOR_LENGTH = 12
 
 _Key = TypeVar("_Key", str, bytes)
+
+# Separator of the strings of a structure that `scrub` searches in one pass.
+_SEPARATOR = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +114,8 @@ class _Form:
     """
 
     key: bytes
-    # Matches the exact form in the original text, where only hex digits may differ in
-    # case. None when the form is all hex digits.
+    # Pattern of the exact form in the original text, where only hex digits may differ
+    # in case. None when the form is all hex digits.
     verifier: re.Pattern[str] | None = None
     # Longer forms that start with `key`, longest first (base64 tails and padding).
     extensions: tuple[bytes, ...] = ()
@@ -138,9 +144,30 @@ class _Matcher:
     that view.
     """
 
-    exact_forms: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    folded_forms: tuple[tuple[bytes, tuple[_Form, ...]], ...] = ()
-    base64_forms: tuple[tuple[bytes, tuple[_Form, ...]], ...] = ()
+    exact_forms: tuple[tuple[str, tuple[str, ...]], ...]
+    folded_forms: tuple[tuple[bytes, tuple[_Form, ...]], ...]
+    base64_forms: tuple[tuple[bytes, tuple[_Form, ...]], ...]
+    # Length of the shortest anchor. No shorter text contains a form.
+    min_length: int
+
+    @classmethod
+    def build(
+        cls,
+        exact_forms: Iterable[str],
+        folded_forms: Iterable[_Form] = (),
+        base64_forms: Iterable[_Form] = (),
+    ) -> _Matcher:
+        exact_groups = _group_by_anchor(exact_forms)
+        folded_groups = _group_forms(folded_forms)
+        base64_groups = _group_forms(base64_forms)
+        anchor_lengths = [len(anchor) for anchor, _ in exact_groups]
+        anchor_lengths += [len(anchor) for anchor, _ in folded_groups + base64_groups]
+        return cls(
+            exact_forms=exact_groups,
+            folded_forms=folded_groups,
+            base64_forms=base64_groups,
+            min_length=min(anchor_lengths, default=0),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.exact_forms or self.folded_forms or self.base64_forms)
@@ -148,6 +175,9 @@ class _Matcher:
     def find_spans(self, text: str) -> Iterator[tuple[int, int]]:
         """Yield the start and end of every occurrence of every form, overlaps included."""
         size = len(text)
+        if size < self.min_length:
+            return
+
         for anchor, keys in self.exact_forms:
             if len(anchor) > size:
                 continue
@@ -250,7 +280,7 @@ def _group_forms(forms: Iterable[_Form]) -> tuple[tuple[bytes, tuple[_Form, ...]
 
 @final
 class Redactor:
-    """Replaces secret values and their common encodings by `REDACTED`.
+    """Secret values to replace by `REDACTED`, in clear text and in common encodings.
 
     Build it with `Redactor(secrets)`. It is immutable: `merged` returns a new one. Its
     `repr` shows the number of secrets and never their values. A redactor without
@@ -266,8 +296,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         if isinstance(secrets, str | bytes):
             raise TypeError(
-                "Redactor() expects an iterable of secret strings, not one string; "
-                "wrap the secret in a list"
+                "Redactor() expects an iterable of secret strings, not a single string. "
+                "Wrap the secret in a list."
             )
 
         kept = _normalize_secrets(secrets)
@@ -290,8 +320,8 @@ class Redactor:
             return Redactor(self._secrets | other_secrets._secrets)
         if isinstance(other_secrets, str | bytes):
             raise TypeError(
-                "merged() expects an iterable of secret strings, not one string; "
-                "wrap the secret in a list"
+                "merged() expects an iterable of secret strings, not a single string. "
+                "Wrap the secret in a list."
             )
         return Redactor(itertools.chain(self._secrets, other_secrets))
 
@@ -334,28 +364,27 @@ class Redactor:
         Raises:
             ValueError: `value` contains itself.
         """
-        if not isinstance(value, dict | list | tuple):
-            return self._scrub_leaf(value)
+        strings: list[str] = []
 
-        # Each frame holds a container, the iterator over its children and the
-        # scrubbed children so far. A dict's children are its keys and values in turn.
-        stack: list[tuple[object, Iterator[object], list[object]]] = []
-        on_path: set[int] = set()
-        _push_frame(stack, on_path, value)
-        while True:
-            source, children, built = stack[-1]
-            for child in children:
-                if isinstance(child, dict | list | tuple):
-                    _push_frame(stack, on_path, child)
-                    break
-                built.append(self._scrub_leaf(child))
-            else:
-                stack.pop()
-                on_path.discard(id(source))
-                rebuilt = _rebuild(source, built)
-                if not stack:
-                    return rebuilt
-                stack[-1][2].append(rebuilt)
+        def collect(leaf: object) -> object:
+            if isinstance(leaf, str):
+                strings.append(leaf)
+            return leaf
+
+        copied = _copy_tree(value, collect)
+        flagged = self._strings_with_secrets(strings)
+        if not flagged:
+            return copied
+
+        # The second walk meets the strings in the same order as the first.
+        index = itertools.count()
+
+        def scrub_flagged(leaf: object) -> object:
+            if isinstance(leaf, str) and next(index) in flagged:
+                return self.scrub_text(leaf)
+            return leaf
+
+        return _copy_tree(value, scrub_flagged)
 
     def __bool__(self) -> bool:
         return bool(self._matcher)
@@ -364,10 +393,10 @@ class Redactor:
         return f"<Redactor of {len(self._secrets)} secrets>"
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"Redactor is immutable; cannot set {name!r}")
+        raise AttributeError(f"cannot set {name!r}, because a Redactor is immutable")
 
     def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"Redactor is immutable; cannot delete {name!r}")
+        raise AttributeError(f"cannot delete {name!r}, because a Redactor is immutable")
 
     def __copy__(self) -> Redactor:
         return self
@@ -378,10 +407,62 @@ class Redactor:
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Redactor cannot be pickled, because that would write its secrets")
 
-    def _scrub_leaf(self, value: object) -> object:
-        if isinstance(value, str):
-            return self.scrub_text(value)
-        return value
+    def _strings_with_secrets(self, strings: list[str]) -> set[int]:
+        """Return the indexes of the strings that may contain a form of a secret.
+
+        The strings long enough to hold a form are joined and searched in one pass,
+        which costs far less than one search per string. A form found across the
+        separator only flags a string for `scrub_text`, which searches it again alone.
+        """
+        if not self._matcher:
+            return set()
+        candidates = [
+            index for index, text in enumerate(strings) if len(text) >= self._matcher.min_length
+        ]
+        if not candidates:
+            return set()
+
+        starts: list[int] = []
+        offset = 0
+        for index in candidates:
+            starts.append(offset)
+            offset += len(strings[index]) + len(_SEPARATOR)
+        joined = _SEPARATOR.join(strings[index] for index in candidates)
+
+        return {
+            candidates[bisect.bisect_right(starts, start) - 1]
+            for start, _ in self._matcher.find_spans(joined)
+        }
+
+
+def _copy_tree(value: object, transform_leaf: Callable[[object], object]) -> object:
+    """Return a copy of the dicts, lists and tuples in `value` with each leaf transformed.
+
+    Leaves are dict keys and values and list and tuple items that are not themselves
+    dicts, lists or tuples. They are visited in iteration order, keys before values.
+    """
+    if not isinstance(value, dict | list | tuple):
+        return transform_leaf(value)
+
+    # A frame is a container, the iterator over its children and the copied children so
+    # far. A dict's children are its keys and values in turn.
+    stack: list[tuple[object, Iterator[object], list[object]]] = []
+    on_path: set[int] = set()
+    _push_frame(stack, on_path, value)
+    while True:
+        source, children, built = stack[-1]
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                _push_frame(stack, on_path, child)
+                break
+            built.append(transform_leaf(child))
+        else:
+            stack.pop()
+            on_path.discard(id(source))
+            rebuilt = _rebuild(source, built)
+            if not stack:
+                return rebuilt
+            stack[-1][2].append(rebuilt)
 
 
 def _push_frame(
@@ -391,8 +472,8 @@ def _push_frame(
 ) -> None:
     if id(container) in on_path:
         raise ValueError(
-            f"cannot scrub a {type(container).__name__} that contains itself; "
-            "pass data without reference cycles"
+            f"cannot scrub a {type(container).__name__} that contains itself. "
+            "Pass data without reference cycles."
         )
     on_path.add(id(container))
 
@@ -405,7 +486,7 @@ def _push_frame(
 
 
 def _rebuild(source: object, built: list[object]) -> object:
-    """Return a new container of the type of `source` holding the scrubbed children."""
+    """Return a new container of the type of `source` holding the copied children."""
     if isinstance(source, dict):
         return dict(zip(built[::2], built[1::2], strict=True))
     if isinstance(source, tuple):
@@ -419,8 +500,8 @@ def _normalize_secrets(secrets: Iterable[str]) -> frozenset[str]:
     for secret in secrets:
         if not isinstance(secret, str):
             raise TypeError(
-                f"each secret must be a str, got {type(secret).__name__}; "
-                "decode bytes secrets before building the Redactor"
+                f"each secret must be a str, got {type(secret).__name__}. "
+                "Decode bytes secrets before building the Redactor."
             )
         stripped = secret.strip()
         if not stripped:
@@ -443,7 +524,7 @@ def _normalize_secrets(secrets: Iterable[str]) -> frozenset[str]:
 
 @dataclass(slots=True)
 class _Forms:
-    """The forms of the secrets added so far, sorted by the view they are searched in."""
+    """The forms of the secrets added so far, grouped by the view they are searched in."""
 
     exact_forms: set[str] = field(default_factory=set)
     folded_forms: set[_Form] = field(default_factory=set)
@@ -455,7 +536,8 @@ class _Forms:
             self._add_pieces([(secret, False)])
             return
 
-        # "surrogatepass" keeps a lone surrogate from raising, because JSON can hold one.
+        # "surrogatepass" encodes a lone surrogate instead of raising, because JSON text
+        # can contain one.
         data = secret.encode("utf-8", "surrogatepass")
         self._add_pieces([(data.hex(), True)])
         for keep, space_as_plus in _PERCENT_ENCODERS:
@@ -472,11 +554,7 @@ class _Forms:
         self.base64_forms.update(_base64_forms(data))
 
     def matcher(self) -> _Matcher:
-        return _Matcher(
-            exact_forms=_group_by_anchor(self.exact_forms),
-            folded_forms=_group_forms(self.folded_forms),
-            base64_forms=_group_forms(self.base64_forms),
-        )
+        return _Matcher.build(self.exact_forms, self.folded_forms, self.base64_forms)
 
     def rescan_matcher(self) -> _Matcher:
         """Return a matcher for the forms that a redaction pass can make appear anew.
@@ -485,9 +563,9 @@ class _Forms:
         "[" or "]". Forms found inside the marker itself are left out, because no number
         of passes removes them. Base64 forms contain no brackets.
         """
-        return _Matcher(
-            exact_forms=_group_by_anchor(key for key in self.exact_forms if _may_reappear(key)),
-            folded_forms=_group_forms(form for form in self.folded_forms if _may_reappear(form)),
+        return _Matcher.build(
+            exact_forms=(key for key in self.exact_forms if _may_reappear(key)),
+            folded_forms=(form for form in self.folded_forms if _may_reappear(form)),
         )
 
     def _add_pieces(self, pieces: Sequence[_Piece]) -> None:

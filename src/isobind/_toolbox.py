@@ -24,7 +24,7 @@ from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
-from ._sandbox import Limits, SandboxOutcome, run_in_isolate
+from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._tools import ToolSpec
 from ._typescript import Api, render_api
 from ._upstream import McpConnection
@@ -129,7 +129,7 @@ class Toolbox:
             sources[group.name] = group
 
         tools: list[ToolSpec] = []
-        for name, source in sources.items():
+        for source in sources.values():
             if isinstance(source, McpConnection):
                 tools.extend(await source.list_tools())
             else:
@@ -176,7 +176,7 @@ class Toolbox:
         self,
         code: str,
         *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
     ) -> ExecutionResult:
@@ -259,6 +259,7 @@ class Toolbox:
         if self._state == "closed":
             return
         self._state = "closed"
+        await wait_closed()
         connections = list(self._connections.values())
         if connections:
             await asyncio.gather(

@@ -49,7 +49,7 @@ __all__ = ["Api", "render_api", "render_schema"]
 logger = logging.getLogger(__name__)
 
 # Limits per schema (one tool's input or output). Real tool lists are far below
-# them: no schema in tests/data/tool_lists/ nests deeper than 5 levels, visits
+# them. No schema in tests/data/tool_lists/ nests deeper than 5 levels, visits
 # more than 16 nodes or renders to more than 1,300 characters.
 MAX_DEPTH = 40
 MAX_NODES = 20_000
@@ -319,8 +319,8 @@ def _render_document(
 class _TypeScope:
     """Type names of one namespace, shared by the schemas of all its tools.
 
-    Identical `$defs` entries of different tools share one alias: `by_key` maps
-    a definition's name and content to the alias that declares it.
+    Identical `$defs` entries of different tools share one alias, because
+    `by_key` maps a definition's name and content to the alias that declares it.
     """
 
     # `Promise` is used in every signature, so no local type may shadow it.
@@ -555,7 +555,7 @@ class _Renderer:
                 # TypeScript requires every property type, `undefined` of an optional
                 # one included, to be assignable to the index signature's type.
                 any_optional = any(str(key) not in required for key in properties)
-            optional = [_UNDEFINED] if any_optional else []
+                optional = [_UNDEFINED] if any_optional else []
                 value = _union([value, *property_types, *optional])
                 if len(value.text) > _MAX_INDEX_UNION_CHARS or "\n" in value.text:
                     value = _UNKNOWN
@@ -569,9 +569,9 @@ class _Renderer:
         """Render `patternProperties` and `additionalProperties` as one index signature.
 
         An object schema that declares no properties at all is a free-form map. One
-        that declares properties but says nothing about others is rendered closed,
-        because tools rarely mean to accept arbitrary keys and TypeScript then
-        catches misspelt ones.
+        that declares properties but has no `additionalProperties` is rendered
+        closed, because tools rarely mean to accept arbitrary keys and TypeScript
+        then catches misspelt ones.
         """
         values: list[_Type] = []
         patterns: list[str] = []
@@ -641,7 +641,7 @@ class _Renderer:
         depth: int,
         indent: str,
     ) -> _Type:
-        """Render a tuple; elements past `minItems` are optional, as in JSON Schema."""
+        """Render a tuple whose elements past `minItems` are optional, as in JSON Schema."""
         prefix_keyword = "prefixItems" if "prefixItems" in schema else "items"
         required_count = _count(schema.get("minItems")) or 0
         elements: list[str] = []
@@ -992,7 +992,7 @@ def _property_key(key: str) -> str:
 
 
 def _comment_text(text: str) -> str:
-    """Make `text` safe inside a block comment: nothing in it can end the comment."""
+    """Make `text` safe inside a block comment, so that nothing in it can end the comment."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n")
     return "".join(map(_comment_char, text)).replace("*/", "*\\/")
@@ -1130,7 +1130,7 @@ def _schema_doc(schema: Any) -> tuple[str | None, list[str]]:
 
 
 def _property_doc(key: str, schema: Any, indent: str) -> list[str]:
-    """Return the JSDoc lines of a property; the title shows only when it says more than the key."""
+    """Return the JSDoc lines of a property, with its title only when that adds to the key."""
     text, tags = _schema_doc(schema)
     if text is None and isinstance(schema, dict):
         title = _clean_text(schema.get("title"))
@@ -1144,7 +1144,7 @@ def _loose(text: str) -> str:
 
 
 def _tool_text(spec: ToolSpec) -> str | None:
-    """Return the tool's title and description; a title that only restates the name is dropped."""
+    """Return the tool's title and description. A title that only restates the name is dropped."""
     description = _clean_text(spec.description)
     title = _clean_text(spec.title)
     if title is None or _loose(title) == _loose(spec.name):
@@ -1162,8 +1162,8 @@ def _annotation_tags(annotations: ToolAnnotations) -> list[str]:
 
     Per the MCP `ToolAnnotations` definition, `destructiveHint` defaults to true
     and matters only when `readOnlyHint` is false, so a tool explicitly not
-    read-only is destructive unless it says otherwise. A server that sent no
-    hints gets no tag.
+    read-only is destructive unless `destructiveHint` is false. A server that
+    sent no hints gets no tag.
     """
     if annotations.read_only is True:
         return ["@readonly"]

@@ -178,7 +178,9 @@ class McpConnection:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
-                session = await stack.enter_async_context(ClientSession(read, write))
+                session = await stack.enter_async_context(
+                    ClientSession(read, write, logging_callback=self._server_log)
+                )
                 await session.initialize()
                 self._session = session
                 self._ready.set()
@@ -191,6 +193,13 @@ class McpConnection:
             self._session = None
             if self._stderr is not None:
                 self._stderr.close()
+
+    async def _server_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        """Log an MCP log notification from the server, scrubbed of secrets."""
+        data = params.data if isinstance(params.data, str) else repr(params.data)
+        logger.debug(
+            "server %s log (%s): %s", self.name, params.level, self._redactor.scrub_text(data)
+        )
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
         server = self.server
