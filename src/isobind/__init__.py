@@ -7,7 +7,7 @@ Credentials stay on the host; the only way out of an isolate is a call on the
 from __future__ import annotations
 
 from ._audit import AuditLog
-from ._config import Config, HttpServer, ServerPolicy, StdioServer, load_config
+from ._config import Config, HttpServer, ServerPolicy, StdioServer, load_config, parse_config
 from ._errors import (
     ApiError,
     ClosedError,
@@ -65,4 +65,5 @@ __all__ = [
     "UpstreamError",
     "__version__",
     "load_config",
+    "parse_config",
 ]

@@ -52,9 +52,9 @@ class ApiError(IsobindError):
 class UpstreamError(IsobindError):
     """Raised when an MCP server cannot be started, connected to or listed."""
 
-    def __init__(self, message: str, *, server: str):
+    def __init__(self, message: str, *, server: str | None):
         self.server = server
-        super().__init__(f"MCP server {server!r}: {message}")
+        super().__init__(f"MCP server {server!r}: {message}" if server else message)
 
 
 class SandboxError(IsobindError):

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 class FunctionTools:
     """A group of Python functions exposed as `tools.<name>.<function>(input)`.
 
-    The input schema comes from each function's signature and the output schema
-    from its return annotation, both through pydantic; arguments are validated
-    and coerced by `pydantic.validate_call` before the function runs. Synchronous
+    pydantic derives the input schema from each function's signature and the
+    output schema from its return annotation. `pydantic.validate_call` validates
+    and coerces the arguments before the function runs. Synchronous
     functions run in a worker thread so that they cannot block the event loop.
     """
 

@@ -1,4 +1,4 @@
-"""Which tools the sandboxed code may call, decided on the host before any upstream call."""
+"""The host-side check of whether the sandboxed code may call a tool, made before any upstream call."""
 
 from __future__ import annotations
 
@@ -28,9 +28,8 @@ class Denial:
 def check_tool(tool: ToolSpec, policy: ServerPolicy) -> Denial | None:
     """Return the first rule that denies `tool`, or `None` when it may be called.
 
-    Deny globs win over allow globs; read-only mode admits only tools whose
-    annotations say `readOnlyHint: true`, so a tool without annotations is
-    treated as one that writes.
+    Deny globs win over allow globs. Read-only mode admits only tools annotated
+    `readOnlyHint: true`, so a tool without annotations counts as one that writes.
     """
     prefix = f"isobind.servers.{tool.server}"
     for pattern in policy.deny:

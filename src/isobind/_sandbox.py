@@ -1,11 +1,10 @@
 """One execution of JavaScript in a fresh V8 isolate, driven step by step from the host.
 
 The isolate is created for one run and closed after it. The host never reads a
-live JavaScript object and never lets JavaScript call into Python: it only
-evaluates two functions of the prelude (`_bootstrap.js`), `__isobind.poll()`,
-which returns a JSON string of what happened since the last step (tool calls,
-console output, completion), and `__isobind.deliver(text)`, which settles
-finished tool calls. Each step is a separate mini-racer task, so the microtasks
+live JavaScript object and never lets JavaScript call into Python. It only
+evaluates two functions of the prelude (`_bootstrap.js`). `__isobind.poll()`
+returns a JSON string of the tool calls, console output and completion since
+the last step, and `__isobind.deliver(text)` settles finished tool calls. Each step is a separate mini-racer task, so the microtasks
 started by one step have drained before the next poll runs.
 
 Deadlines are enforced here, never inside the sandbox: every step runs under
@@ -102,7 +101,7 @@ class CallRequest:
 
 @dataclass(frozen=True, slots=True)
 class CallReply:
-    """What the host returns for one call: JSON text, or an error by name."""
+    """The host's reply to one call: JSON text, or an error by name."""
 
     ok: bool
     value_text: str | None = None

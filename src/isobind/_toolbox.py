@@ -19,7 +19,7 @@ from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
 from ._config import Config, ServerPolicy, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError
+from ._errors import ApiError, ClosedError, UpstreamError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
@@ -114,9 +114,16 @@ class Toolbox:
             return
         for name, server in self.config.servers.items():
             self._connections[name] = McpConnection(server, redactor=self.redactor)
-        async with asyncio.TaskGroup() as group:
-            for connection in self._connections.values():
-                group.create_task(connection.open())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for connection in self._connections.values():
+                    group.create_task(connection.open())
+        except* UpstreamError as failures:
+            errors = list(failures.exceptions)
+            if len(errors) == 1:
+                raise errors[0] from None
+            lines = "\n".join(f"  {error}" for error in errors)
+            raise UpstreamError(f"{len(errors)} servers failed:\n{lines}", server=None) from None
 
     async def _build_api(self) -> None:
         sources: dict[str, ToolSource] = dict(self._connections)

@@ -1,9 +1,9 @@
 """Sessions with upstream MCP servers, over stdio or streamable HTTP.
 
 Each `McpConnection` owns one background task that enters the SDK's transport
-and `ClientSession` contexts and keeps them open until `aclose()`, so that the
-contexts are entered and exited in the same task as anyio requires, whichever
-task opens or closes the connection.
+and `ClientSession` contexts and keeps them open until `aclose()`. anyio
+requires a context to be entered and exited in the same task, and this holds
+whichever task opens or closes the connection.
 
 A server's stderr goes through a pipe to this process, where each line is
 scrubbed of secrets and logged at DEBUG; the last lines are kept to explain a
@@ -66,7 +66,7 @@ class _StderrRelay:
                 logger.debug("server %s stderr: %s", self.server, text)
 
     def close(self) -> None:
-        # The child holds its own copy of the write end; the reader thread
+        # The child has its own copy of the write end, so the reader thread
         # ends when the child exits and that copy closes too.
         with contextlib.suppress(OSError):
             self.writer.close()

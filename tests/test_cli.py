@@ -1,0 +1,212 @@
+"""The `isobind` command line, run as a real subprocess against real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import EXAMPLES, write_config
+
+ISOBIND = [sys.executable, "-m", "isobind"]
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(
+        [*ISOBIND, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def time_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = {
+        "mcpServers": {
+            "time": {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]},
+            "forecast": {
+                "command": sys.executable,
+                "args": [str(EXAMPLES / "servers" / "forecast.py")],
+                "env": {"FORECAST_API_KEY": "${CLI_TEST_KEY:-cli-test-key-7a6b5c4d}"},
+            },
+        },
+        "isobind": {"servers": {"time": {"deny": ["convert_time"]}}},
+    }
+    return write_config(tmp_path_factory.mktemp("cli"), data)
+
+
+def write_script(directory: Path, code: str, name: str = "script.ts") -> Path:
+    path = directory / name
+    path.write_text(code, encoding="utf-8")
+    return path
+
+
+def test_exec_json_success(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path,
+        "const now: {timezone: string} =\n"
+        "  await tools.time.get_current_time({timezone: 'Asia/Tokyo'});\n"
+        "console.log('zone', now.timezone);\n"
+        "return now.timezone;\n",
+    )
+    completed = run_cli("exec", str(script), "--config", str(time_config), "--json")
+    assert completed.returncode == 0, completed.stderr
+    output = json.loads(completed.stdout)
+    assert set(output) >= {"ok", "result", "logs", "calls", "error"}
+    assert output["ok"] is True
+    assert output["result"] == "Asia/Tokyo"
+    assert output["logs"] == [{"level": "log", "message": "zone Asia/Tokyo"}]
+    assert output["calls"][0]["tool"] == "get_current_time"
+    assert output["error"] is None
+
+
+def test_exec_json_failure_exit_one(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "const a = 1;\nthrow new RangeError('too far');\n")
+    completed = run_cli("exec", str(script), "--config", str(time_config), "--json")
+    assert completed.returncode == 1
+    output = json.loads(completed.stdout)
+    assert output["ok"] is False
+    assert output["error"]["name"] == "RangeError"
+    assert output["error"]["message"] == "too far"
+    assert output["error"]["line"] == 2
+
+
+def test_exec_human_output(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path, "console.log('hello', {a: 1});\nreturn {answer: 42};\n", name="hello.js"
+    )
+    completed = run_cli("exec", str(script), "--config", str(time_config))
+    assert completed.returncode == 0, completed.stderr
+    assert "hello { a: 1 }" in completed.stdout
+    assert '"answer": 42' in completed.stdout
+
+
+def test_exec_human_error_shows_location(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "\n\nawait fetch('http://127.0.0.1:9/');\n", name="net.ts")
+    completed = run_cli("exec", str(script), "--config", str(time_config))
+    assert completed.returncode == 1
+    assert "NetworkAccessError at line 3" in completed.stderr
+    assert "net.ts:3" in completed.stderr
+
+
+def test_exec_reads_stdin(time_config: Path) -> None:
+    completed = run_cli("exec", "-", "--config", str(time_config), "--json", stdin="return 1 + 1")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == 2
+
+
+def test_exec_timeout_option(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "while (true) {}")
+    completed = run_cli(
+        "exec", str(script), "--config", str(time_config), "--json", "--timeout", "0.3"
+    )
+    assert completed.returncode == 1
+    assert json.loads(completed.stdout)["error"]["name"] == "TimeLimitExceeded"
+
+
+def test_exec_memory_option(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "const a = []; for (;;) a.push({x: Math.random()});")
+    completed = run_cli(
+        "exec", str(script), "--config", str(time_config), "--json", "--memory-mb", "16"
+    )
+    assert completed.returncode == 1
+    assert json.loads(completed.stdout)["error"]["name"] == "MemoryLimitExceeded"
+
+
+def test_exec_audit_option(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "return await tools.forecast.list_cities()")
+    audit = tmp_path / "audit.jsonl"
+    completed = run_cli("exec", str(script), "--config", str(time_config), "--audit", str(audit))
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(audit.read_text(encoding="utf-8"))
+    assert record["calls"][0]["tool"] == "list-cities"
+    assert "cli-test-key-7a6b5c4d" not in audit.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("config_text", "expected"),
+    [
+        pytest.param("{not json", "invalid JSON", id="malformed-json"),
+        pytest.param('{"servers": {}}', "mcpServers", id="missing-mcpServers"),
+        pytest.param(
+            '{"mcpServers": {"a": {"command": "x"}}, "isobind": {"timeot": 3}}',
+            "timeot",
+            id="unknown-isobind-key",
+        ),
+        pytest.param(
+            '{"mcpServers": {"a": {"command": "x", "env": {"K": "${ISOBIND_TEST_UNSET}"}}}}',
+            "ISOBIND_TEST_UNSET",
+            id="missing-variable",
+        ),
+    ],
+)
+def test_config_error_exit_two(tmp_path: Path, config_text: str, expected: str) -> None:
+    config = tmp_path / "broken.json"
+    config.write_text(config_text, encoding="utf-8")
+    script = write_script(tmp_path, "return 1")
+    completed = run_cli("exec", str(script), "--config", str(config))
+    assert completed.returncode == 2
+    assert "broken.json" in completed.stderr
+    assert expected in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_server_command_exit_two(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, {"mcpServers": {"ghost": {"command": "isobind-no-such-server-command"}}}
+    )
+    script = write_script(tmp_path, "return 1")
+    completed = run_cli("exec", str(script), "--config", str(config))
+    assert completed.returncode == 2
+    assert "ghost" in completed.stderr
+    assert "not found" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_server_exiting_at_once_exit_two(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        {
+            "mcpServers": {
+                "forecast": {
+                    "command": sys.executable,
+                    "args": [str(EXAMPLES / "servers" / "forecast.py")],
+                }
+            }
+        },
+    )
+    script = write_script(tmp_path, "return 1")
+    completed = run_cli("exec", str(script), "--config", str(config))
+    assert completed.returncode == 2
+    assert "forecast" in completed.stderr
+    assert "FORECAST_API_KEY" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_script_exit_two(time_config: Path, tmp_path: Path) -> None:
+    completed = run_cli("exec", str(tmp_path / "nope.ts"), "--config", str(time_config))
+    assert completed.returncode == 2
+    assert "nope.ts" in completed.stderr
+
+
+def test_types_prints_declaration(time_config: Path) -> None:
+    completed = run_cli("types", "--config", str(time_config))
+    assert completed.returncode == 0, completed.stderr
+    assert "declare namespace tools.time" in completed.stdout
+    assert "function get_current_time(" in completed.stdout
+    assert "function get_forecast(" in completed.stdout
+    assert "function convert_time(" not in completed.stdout
+
+
+def test_version_option() -> None:
+    completed = run_cli("--version")
+    assert completed.returncode == 0
+    assert completed.stdout.startswith("isobind ")
