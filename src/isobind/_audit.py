@@ -17,11 +17,11 @@ logger = logging.getLogger(__name__)
 
 
 class AuditLog:
-    """Appends execution records to a JSON Lines file.
+    """An append-only JSON Lines file of execution records.
 
     Each record is scrubbed by the redactor and written with one `write` call
     on a file opened in append mode, so records from concurrent executions do
-    not interleave. The file is created with mode 0600 because it holds the
+    not interleave. The file is created with mode 0600 because it contains the
     code and the tool inputs and outputs.
     """
 

@@ -1,4 +1,4 @@
-"""The host-side check of whether the sandboxed code may call a tool, made before any upstream call."""
+"""The policy check that decides, on the host, whether the code may call a tool."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What one execution returns to the Python caller, the CLI and the audit log."""
+"""The outcome of one execution, as the Python caller, the CLI and the audit log get it."""
 
 from __future__ import annotations
 

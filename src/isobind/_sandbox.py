@@ -4,8 +4,9 @@ The isolate is created for one run and closed after it. The host never reads a
 live JavaScript object and never lets JavaScript call into Python. It only
 evaluates two functions of the prelude (`_bootstrap.js`). `__isobind.poll()`
 returns a JSON string of the tool calls, console output and completion since
-the last step, and `__isobind.deliver(text)` settles finished tool calls. Each step is a separate mini-racer task, so the microtasks
-started by one step have drained before the next poll runs.
+the last step, and `__isobind.deliver(text)` settles finished tool calls.
+Each step is a separate mini-racer task, so the microtasks started by one
+step have drained before the next poll runs.
 
 Deadlines are enforced here, never inside the sandbox: every step runs under
 the run's wall-clock deadline, and when it passes the isolate is closed, which
