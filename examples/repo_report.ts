@@ -21,10 +21,10 @@ const [log, ...reports] = await Promise.all([
       tools.time.get_current_time({ timezone: zone }),
       tools.forecast.get_forecast({ city, days: 1 }),
     ]);
-    const today = (forecast as any).result?.[0] ?? (forecast as any)[0];
+    const today = forecast.result[0]!;
     return {
       city,
-      localTime: (now as { datetime: string }).datetime,
+      localTime: now.datetime,
       weather: `${today.condition}, ${today.low_c} to ${today.high_c} °C`,
     };
   }),

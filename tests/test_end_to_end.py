@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import urllib.parse
 from pathlib import Path
 
 import anyio
 import pytest
 
-from isobind import ExecutionResult, Toolbox
+from isobind import ExecutionResult, Toolbox, parse_config
 
-from .conftest import LEAKY_TOKEN
+from .conftest import LEAKY_TOKEN, TESTS
+
+PAGED = TESTS / "servers" / "paged.py"
 
 pytestmark = pytest.mark.anyio
 
@@ -512,3 +515,19 @@ return order;
 """
     result = await run_ok(toolbox, code)
     assert result.result == [1, 2]
+
+
+async def test_pagination_and_awkward_names(tmp_path: Path) -> None:
+    config = {"mcpServers": {"paged-server": {"command": sys.executable, "args": [str(PAGED)]}}}
+    async with Toolbox(parse_config(config)) as toolbox:
+        declaration = toolbox.declaration
+        assert "namespace tools.paged_server" in declaration
+        assert declaration.count("function tool_") == 24
+        assert "function delete_(" in declaration
+        result = await run_ok(
+            toolbox,
+            "return [await tools.paged_server.tool_22(), await tools.paged_server.delete_(),"
+            " await tools.paged_server.tool_with_dots()]",
+        )
+    assert result.result == [22, 23, 24]
+    assert [call.tool for call in result.calls] == ["tool-22", "delete", "tool.with.dots"]

@@ -52,13 +52,11 @@ CONDITIONS: tuple[Literal["sunny", "cloudy", "rain", "snow", "wind"], ...] = (
 def _forecast(city: str, day: datetime.date) -> DayForecast:
     digest = hashlib.sha256(f"{city.lower()}|{day.isoformat()}".encode()).digest()
     low = digest[1] % 25 - 5
-    return DayForecast(
-        city=city,
-        date=day.isoformat(),
-        condition=CONDITIONS[digest[0] % len(CONDITIONS)],
-        high_c=low + 3 + digest[2] % 10,
-        low_c=low,
-    )
+    high = low + 3 + digest[2] % 10
+    condition = CONDITIONS[digest[0] % len(CONDITIONS)]
+    if condition == "snow" and low > 1:
+        condition = "rain"
+    return DayForecast(city=city, date=day.isoformat(), condition=condition, high_c=high, low_c=low)
 
 
 @server.tool(name="get-forecast", annotations=READ_ONLY)
