@@ -210,3 +210,33 @@ def test_version_option() -> None:
     completed = run_cli("--version")
     assert completed.returncode == 0
     assert completed.stdout.startswith("isobind ")
+
+
+def test_non_utf8_script_exit_two(time_config: Path, tmp_path: Path) -> None:
+    script = tmp_path / "latin1.ts"
+    script.write_bytes(b"return '\xe9t\xe9';")
+    completed = run_cli("exec", str(script), "--config", str(time_config))
+    assert completed.returncode == 2
+    assert "not UTF-8" in completed.stderr
+
+
+def test_bad_audit_path_fails_before_run(time_config: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran.txt"
+    script = write_script(tmp_path, "console.log('ran'); return 1")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    completed = run_cli(
+        "exec", str(script), "--config", str(time_config), "--audit", str(blocker / "a.jsonl")
+    )
+    assert completed.returncode == 2
+    assert "audit" in completed.stderr
+    assert "ran" not in completed.stdout
+    assert not marker.exists()
+
+
+def test_escape_sequences_shown_escaped(time_config: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path, "console.log('a\\x1b]0;title\\x07b\\x1b[2J');")
+    completed = run_cli("exec", str(script), "--config", str(time_config))
+    assert completed.returncode == 0, completed.stderr
+    assert "\x1b" not in completed.stdout
+    assert "\\x1b]0;title\\x07b" in completed.stdout

@@ -918,3 +918,35 @@ def test_all_names_exist() -> None:
     assert sorted(_erase.__all__) == ["TypeScriptSyntaxError", "erase_types"]
     for name in _erase.__all__:
         assert hasattr(_erase, name)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("x = 1 <!-- 2\nimport('y')", id="html-open-inline"),
+    ],
+)
+def test_html_like_comment_rejected(source: str) -> None:
+    with pytest.raises(TypeScriptSyntaxError, match="HTML-like comments"):
+        erase_types(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("let y = 1; y-->0;", id="decrement-greater"),
+        pytest.param('const s = "<!--";', id="in-string"),
+        pytest.param("// <!-- in a comment", id="in-comment"),
+        pytest.param("let a = 1;\n<!-- read as a comment by both", id="html-comment-line"),
+    ],
+)
+def test_html_like_text_allowed(source: str) -> None:
+    assert erase_types(source) == source
+
+
+def test_dynamic_import_renamed_same_length() -> None:
+    source = "const m = await import('x');"
+    erased = erase_types(source)
+    assert len(erased) == len(source)
+    assert "import(" not in erased
+    assert "$mport('x')" in erased

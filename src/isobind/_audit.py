@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._redact import Redactor
 
@@ -33,9 +33,27 @@ class AuditLog:
     def with_redactor(self, redactor: Redactor) -> AuditLog:
         return AuditLog(self.path, redactor)
 
+    def check_writable(self) -> None:
+        """Create the file if needed, so that a bad path fails before any code runs.
+
+        Raises:
+            OSError: the file cannot be opened for appending.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.close(fd)
+
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(self._redactor.scrub(record), ensure_ascii=False) + "\n"
-        line = self._redactor.scrub_text(line)
+        scrubbed = cast(dict[str, Any], self._redactor.scrub(record))
+        try:
+            line = json.dumps(scrubbed, ensure_ascii=True)
+        except (RecursionError, ValueError) as error:
+            # Values reach here already checked; this guards the log itself.
+            logger.warning(
+                "audit record %s: result not serialisable: %s", record.get("executionId"), error
+            )
+            line = json.dumps({**scrubbed, "result": "[not serialisable]"}, ensure_ascii=True)
+        line = self._redactor.scrub_text(line) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

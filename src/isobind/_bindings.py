@@ -7,8 +7,10 @@ tracebacks, no host paths, and every string is scrubbed of secrets first.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -90,7 +92,16 @@ class CallDispatcher:
             )
         arguments, reply = self._parse_input(tool, request.input_text)
         if reply is None:
-            reply = await self._checked_call(tool, arguments)
+            try:
+                reply = await self._checked_call(tool, arguments)
+            except asyncio.CancelledError:
+                # The run ended (time limit, or it returned without awaiting
+                # the call) while the upstream call was in flight.
+                cancelled = CallReply.failure(
+                    "CallCancelled", "the run ended before the call finished"
+                )
+                self._record(tool, arguments, request.input_text, cancelled, started)
+                raise
         self._record(tool, arguments, request.input_text, reply, started)
         return reply
 
@@ -114,6 +125,12 @@ class CallDispatcher:
             return {}, CallReply.failure("ToolInputError", f"{label}: invalid JSON: {error}")
         if not isinstance(arguments, dict):
             return {}, CallReply.failure("ToolInputError", f"{label}: the input must be an object")
+        if not _is_well_formed(arguments, input_text):
+            return {}, CallReply.failure(
+                "ToolInputError",
+                f"{label}: the input contains a lone UTF-16 surrogate, which cannot be sent "
+                "as UTF-8. Remove it or use String.prototype.toWellFormed()",
+            )
         return arguments, None
 
     async def _checked_call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
@@ -140,7 +157,7 @@ class CallDispatcher:
             return CallReply.failure(
                 "ToolError", f"tools.{tool.server}.{tool.name} failed: {message}"
             )
-        return CallReply.success(json.dumps(registry.redactor.scrub(value)))
+        return CallReply.success(to_json_text(registry.redactor.scrub(value)))
 
     def _validate(self, tool: ToolSpec, arguments: dict[str, Any]) -> str | None:
         validator = self.registry.validator(tool)
@@ -198,10 +215,60 @@ def _result_value(result: types.CallToolResult) -> Any:
     if len(content) == 1 and isinstance(content[0], types.TextContent):
         text = content[0].text
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             return text
     return [block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in content]
+
+
+def _reject_constant(name: str) -> None:
+    # JSON has no NaN or Infinity; a text item spelling them stays text.
+    raise ValueError(f"{name} is not JSON")
+
+
+def to_json_text(value: Any) -> str:
+    """Serialise `value` as JSON the sandbox can parse, as `JSON.stringify` would.
+
+    Non-finite numbers become `null`, and a value nested too deeply to
+    serialise becomes an error string instead of crashing the host.
+    """
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value))
+    except RecursionError:
+        return json.dumps("[value nested too deeply to return]")
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinities with None, without recursion."""
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, float) and not math.isfinite(item):
+            container[key] = None
+        elif isinstance(item, dict):
+            copy = dict(item)
+            container[key] = copy
+            stack.extend((copy, child) for child in copy)
+        elif isinstance(item, list | tuple):
+            items = list(item)
+            container[key] = items
+            stack.extend((items, index) for index in range(len(items)))
+    return root[0]
+
+
+def _is_well_formed(arguments: dict[str, Any], input_text: str) -> bool:
+    # V8's JSON.stringify escapes a lone surrogate as \udXXX; only then check.
+    if "\\ud" not in input_text.lower():
+        return True
+    try:
+        json.dumps(arguments, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(error: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,11 +90,17 @@ def exec_command(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option(help="Wall-clock limit for the run, in seconds.", min=0.001),
+        typer.Option(
+            help="Wall-clock limit for the run, in seconds (at most one day).",
+            min=0.001,
+            max=86_400,
+        ),
     ] = None,
     memory_mb: Annotated[
         int | None,
-        typer.Option("--memory-mb", help="V8 heap limit for the run, in MiB.", min=1),
+        typer.Option(
+            "--memory-mb", help="V8 heap limit for the run, in MiB (1 to 65536).", min=1, max=65_536
+        ),
     ] = None,
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
@@ -106,7 +113,14 @@ def exec_command(
         code = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except OSError as error:
         raise _fail_setup(
-            OSError(f"cannot read {file}: {error.strerror or error}; check the path")
+            OSError(f"cannot read {file}: {error.strerror or error}. Check the path")
+        ) from error
+    except UnicodeDecodeError as error:
+        raise _fail_setup(
+            ValueError(
+                f"cannot read {file}: it is not UTF-8 text ({error.reason} at byte "
+                f"{error.start}). Save it as UTF-8"
+            )
         ) from error
     try:
         loaded = load_config(config)
@@ -135,20 +149,29 @@ def exec_command(
     raise typer.Exit(0 if result.ok else EXIT_CODE_FAILED)
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Show control characters (terminal escape sequences among them) as escapes."""
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def _print_human(result: ExecutionResult) -> None:
     for entry in result.logs:
         console = _err if entry.level in ("warn", "error") else _out
-        console.print(entry.message, markup=False)
+        console.print(_printable(entry.message), markup=False)
     if result.logs_dropped:
         _err.print(f"({result.logs_dropped} console messages dropped: output limit)")
     if result.error is not None:
         error = result.error
         where = f" at line {error.line}, column {error.column}" if error.line else ""
-        _err.print(f"{error.name}{where}: {error.message}", markup=False, style="bold red")
+        headline = _printable(f"{error.name}{where}: {error.message}")
+        _err.print(headline, markup=False, style="bold red")
         if error.stack:
             frames = [line for line in error.stack.splitlines() if line.lstrip().startswith("at ")]
             for frame in frames:
-                _err.print(frame, markup=False)
+                _err.print(_printable(frame), markup=False)
         return
     if result.result is not None:
         _out.print_json(data=result.result)

@@ -238,6 +238,8 @@ def erase_types(source: str) -> str:
     root = tree.root_node
     if root.has_error:
         raise _syntax_error(data, _first_error(root))
+    if b"<!--" in data or b"-->" in data:
+        _reject_html_comments(data, root)
 
     captures = _query_cursor().captures(root)
     if not captures:
@@ -959,6 +961,40 @@ def _previous_statement(statement: Node) -> Node | None:
     if previous is None or not previous.is_named:
         return None
     return previous
+
+
+# Tokens inside which `<!--` and `-->` are plain text.
+_TEXT_NODES: Final = frozenset(
+    {"string", "template_string", "comment", "regex", "html_comment", "string_fragment"}
+)
+
+
+def _reject_html_comments(data: bytes, root: Node) -> None:
+    """Raise when code outside strings and comments contains `<!--`, or `-->` first on a line.
+
+    V8 reads both as the start of a line comment in scripts (an Annex B rule of
+    ECMAScript), while tree-sitter may read them as operators, so the erased
+    code would run differently from the code that was checked.
+    """
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in _TEXT_NODES:
+            continue
+        if node.child_count:
+            stack.extend(node.children)
+            continue
+        following = data[node.start_byte : node.start_byte + 4]
+        line_start = data.rfind(b"\n", 0, node.start_byte) + 1
+        first_on_line = not data[line_start : node.start_byte].strip()
+        if following.startswith(b"<!--") or (following.startswith(b"-->") and first_on_line):
+            line, column = _position(data, node.start_byte)
+            raise TypeScriptSyntaxError(
+                "HTML-like comments (<!-- and -->) are not supported; use // or /* */, "
+                "or add spaces between the operators",
+                line=line,
+                column=column,
+            )
 
 
 def _first_error(root: Node) -> Node:

@@ -7,6 +7,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
 from ._config import Config, ServerPolicy, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError, UpstreamError
+from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
@@ -103,11 +104,24 @@ class Toolbox:
             return
         self._state = "open"
         try:
+            if self.audit is not None:
+                self._check_audit(self.audit)
             await self._connect_all()
             await self._build_api()
         except BaseException:
             await self.aclose()
             raise
+
+    @staticmethod
+    def _check_audit(audit: AuditLog) -> None:
+        try:
+            audit.check_writable()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot open the audit log for appending: {error.strerror or error}. "
+                "Fix the path or its permissions",
+                path=str(audit.path),
+            ) from error
 
     async def _connect_all(self) -> None:
         if self.config is None:
@@ -235,10 +249,21 @@ class Toolbox:
     def _build_result(
         self, outcome: SandboxOutcome, dispatcher: CallDispatcher, execution_id: str
     ) -> ExecutionResult:
-        scrub = self.redactor.scrub_text
+        def scrub(text: str) -> str:
+            return self.redactor.scrub_text(well_formed(text))
+
+        raw = outcome.error
+        value = None
+        if raw is None and outcome.result_text is not None:
+            try:
+                value = self.redactor.scrub(well_formed_data(json.loads(outcome.result_text)))
+            except RecursionError:
+                raw = {
+                    "name": "ResultTooLargeError",
+                    "message": "The returned value is nested too deeply. Return a flatter value.",
+                }
         error = None
-        if outcome.error is not None:
-            raw = outcome.error
+        if raw is not None:
             error = ExecutionError(
                 name=scrub(str(raw.get("name", "Error"))),
                 message=scrub(str(raw.get("message", ""))),
@@ -246,9 +271,6 @@ class Toolbox:
                 line=raw.get("line"),
                 column=raw.get("column"),
             )
-        value = None
-        if outcome.result_text is not None:
-            value = self.redactor.scrub(json.loads(outcome.result_text))
         logs = [LogEntry(entry["level"], scrub(entry["message"])) for entry in outcome.logs]
         return ExecutionResult(
             ok=error is None,
@@ -280,6 +302,34 @@ class Toolbox:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """Replace lone UTF-16 surrogates, which JavaScript strings may hold, with U+FFFD."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def well_formed_data(value: Any) -> Any:
+    """Apply `well_formed` to every string in JSON data, without recursion."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = well_formed(item)
+        elif isinstance(item, dict):
+            cleaned = {well_formed(name): child for name, child in item.items()}
+            container[key] = cleaned
+            stack.extend((cleaned, name) for name in cleaned)
+        elif isinstance(item, list):
+            stack.extend((item, index) for index in range(len(item)))
+    return root[0]
 
 
 def _audit_record(

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 # far beyond any real server.
 _MAX_TOOL_PAGES = 1000
 _STDERR_TAIL_LINES = 20
+_SHUTDOWN_TIMEOUT = 10.0
 
 
 class _StderrRelay:
@@ -148,7 +149,8 @@ class McpConnection:
         if not done:
             await self.aclose()
             raise UpstreamError(
-                f"did not complete the MCP handshake within {self._startup_timeout:g} s"
+                f"did not complete the MCP handshake within {self._startup_timeout:g} s "
+                "and was stopped. Check that `command` starts an MCP server on stdio"
                 f"{self._stderr_hint()}",
                 server=self.name,
             )
@@ -158,8 +160,14 @@ class McpConnection:
     def _describe_failure(self) -> str:
         failure = self._failure
         server = self.server
+        scrub = self._redactor.scrub_text
         if isinstance(failure, FileNotFoundError) and isinstance(server, StdioServer):
-            return (
+            if server.cwd is not None and not Path(server.cwd).is_dir():
+                return scrub(
+                    f"could not start: its working directory {str(server.cwd)!r} does not "
+                    "exist. Fix `cwd` in the config"
+                )
+            return scrub(
                 f"could not start: command {server.command!r} was not found. Install the "
                 "server or fix `command` in the config"
             )
@@ -260,12 +268,25 @@ class McpConnection:
             return
         self._closed = True
         self._closing.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                logger.error("MCP server %s did not shut down within 10 s", self.name)
-                self._task.cancel()
+        task = self._task
+        if task is None:
+            return
+        if not self._ready.is_set():
+            # Still in the handshake: nothing to finish cleanly, so stop at once.
+            task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=_SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            logger.error(
+                "MCP server %s did not shut down within %g s", self.name, _SHUTDOWN_TIMEOUT
+            )
+            task.cancel()
+            # The SDK's stdio shutdown bounds its own waits (about 6 s).
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=_SHUTDOWN_TIMEOUT)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
         logger.info("closed MCP server %s", self.name)
 
 
