@@ -21,7 +21,14 @@ from isobind._naming import is_identifier, is_identifier_name, to_identifier, to
 from isobind._tools import ToolAnnotations, ToolSpec
 from isobind._typescript import MAX_DEPTH, render_api, render_schema
 
-from .support import assert_compiles, compile_typescript, in_async_function, needs_tsc, tool_specs
+from .support import (
+    assert_compiles,
+    compile_typescript,
+    corpus_servers,
+    in_async_function,
+    needs_tsc,
+    tool_specs,
+)
 
 # One call per captured server, using the declared input and output types.
 USAGE = {
@@ -44,6 +51,15 @@ USAGE = {
   const text: string = file.content;
   const edits = [{ oldText: "a", newText: "b" }];
   await tools.filesystem.edit_file({ path: "/tmp/a.txt", edits });""",
+    "github": """
+  const found: unknown = await tools.github.search_repositories({ query: "isobind", perPage: 5 });
+  await tools.github.push_files({
+    owner: "o", repo: "r", branch: "main", message: "m",
+    files: [{ path: "a", content: "b" }] });""",
+    "sequential-thinking": """
+  const step = await tools.sequential_thinking.sequentialthinking({
+    thought: "t", nextThoughtNeeded: true, thoughtNumber: 1, totalThoughts: 2 });
+  const history: number = step.thoughtHistoryLength;""",
     "memory": """
   await tools.memory.create_entities({
     entities: [{ name: "Ada", entityType: "person", observations: ["wrote code"] }] });
@@ -385,13 +401,18 @@ def test_render_schema_compiles(tmp_path: Path, schema: Any, expected: str) -> N
 # Whole APIs
 
 
-@pytest.mark.parametrize("server", sorted(USAGE), ids=sorted(USAGE))
+def test_corpus_has_usage_servers() -> None:
+    assert set(USAGE) <= set(corpus_servers())
+
+
+@pytest.mark.parametrize("server", corpus_servers(), ids=corpus_servers())
 def test_real_tool_list_renders(server: str) -> None:
     specs = tool_specs(server)
     api = render_api(specs)
+    server_id = to_identifier(server)
     assert len(api.bindings) == len(specs)
-    assert api.servers == {server: server}
-    assert f"declare namespace tools.{server} {{" in api.declaration
+    assert api.servers == {server_id: server}
+    assert f"declare namespace tools.{server_id} {{" in api.declaration
 
 
 @needs_tsc
@@ -403,7 +424,7 @@ def test_real_tool_list_compiles(tmp_path: Path, server: str) -> None:
 
 @needs_tsc
 def test_all_servers_compile_together(tmp_path: Path) -> None:
-    specs = [spec for server in sorted(USAGE) for spec in tool_specs(server)]
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
     api = render_api(specs)
     assert_compiles(tmp_path, api.declaration + in_async_function("".join(USAGE.values())))
 
