@@ -38,10 +38,11 @@ from .support import (
     tool_specs,
 )
 
-QUERIES = json.loads((TESTS / "data" / "search_queries.json").read_text())["queries"]
+LABELLED = json.loads((TESTS / "data" / "search_queries.json").read_text())
 
-# recall@3 on the labelled queries was 37/40 = 0.925 when this floor was set.
-RECALL_AT_3_FLOOR = 0.85
+# recall@3 when these floors were set: 63/66 on the queries seen while building
+# the search, 16/20 on the held-out ones.
+RECALL_AT_3_FLOORS = {"queries": 0.9, "held_out": 0.75}
 
 
 def corpus_catalog() -> ToolCatalog:
@@ -100,6 +101,26 @@ def test_rare_word_outweighs_common() -> None:
     assert index.search("list branches", 3)[0] == 1
 
 
+def test_prefix_matches_unknown_word() -> None:
+    index = SearchIndex([{"name": "list_files"}, {"name": "list_repositories"}])
+    assert index.search("repos", 2) == [1]
+
+
+def test_short_word_never_prefix_matches() -> None:
+    index = SearchIndex([{"name": "list_repositories"}])
+    assert index.search("re", 2) == []
+
+
+def test_related_word_matches() -> None:
+    index = SearchIndex([{"name": "edit_file"}, {"name": "create_directory"}])
+    assert index.search("folder", 2) == [1]
+
+
+def test_exact_word_outranks_related() -> None:
+    index = SearchIndex([{"name": "delete_entity"}, {"name": "remove_entity"}])
+    assert index.search("remove", 2) == [1, 0]
+
+
 def test_unmatched_query_returns_nothing() -> None:
     index = SearchIndex([{"name": "get_time", "description": "Returns the time"}])
     assert index.search("zebra", 5) == []
@@ -109,22 +130,25 @@ def test_empty_index_searches() -> None:
     assert SearchIndex([]).search("time", 5) == []
 
 
-def test_recall_at_3(catalog: ToolCatalog) -> None:
+@pytest.mark.parametrize("query_set", sorted(RECALL_AT_3_FLOORS))
+def test_recall_at_3(catalog: ToolCatalog, query_set: str) -> None:
+    cases = LABELLED[query_set]
     misses = []
-    for case in QUERIES:
+    for case in cases:
         found = [f"{server}.{tool}" for server, tool in catalog.search(case["query"], 3)]
         if case["expected"] not in found:
             misses.append(f"{case['query']!r}: expected {case['expected']}, got {found}")
 
-    recall = 1 - len(misses) / len(QUERIES)
-    print(f"recall@3 = {len(QUERIES) - len(misses)}/{len(QUERIES)} = {recall:.3f}")
-    assert recall >= RECALL_AT_3_FLOOR, "\n".join(misses)
+    recall = 1 - len(misses) / len(cases)
+    print(f"{query_set}: recall@3 = {len(cases) - len(misses)}/{len(cases)} = {recall:.3f}")
+    assert recall >= RECALL_AT_3_FLOORS[query_set], "\n".join(misses)
 
 
-def test_query_set_names_real_tools(catalog: ToolCatalog) -> None:
-    for case in QUERIES:
-        server, tool = case["expected"].split(".")
-        assert catalog.describe_tools([case["expected"]]).count(f"function {tool}(") == 1, server
+@pytest.mark.parametrize("query_set", sorted(RECALL_AT_3_FLOORS))
+def test_query_set_names_real_tools(catalog: ToolCatalog, query_set: str) -> None:
+    for case in LABELLED[query_set]:
+        tool = case["expected"].split(".")[1]
+        assert catalog.describe_tools([case["expected"]]).count(f"function {tool}(") == 1
 
 
 # Text for the model
@@ -194,6 +218,13 @@ def test_describe_accepts_both_forms(catalog: ToolCatalog) -> None:
     assert short == long
     assert "function get_current_time(" in short
     assert "convert_time" not in short
+
+
+def test_describe_accepts_original_name() -> None:
+    specs = [ToolSpec(server="my-server", name="get-forecast")]
+    catalog = ToolCatalog(dict(render_api(specs).bindings), [])
+    assert "function get_forecast(" in catalog.describe_tools(["my-server.get-forecast"])
+    assert "function get_forecast(" in catalog.describe_tools(["my_server.get_forecast"])
 
 
 def test_describe_groups_by_server(catalog: ToolCatalog) -> None:

@@ -158,6 +158,40 @@ _STOP_WORDS = frozenset(
     }
 )
 
+# Groups of words that a user and a tool author may use for one thing. A query
+# word also matches the other words of its groups, at a lower weight. The groups
+# are general software and everyday vocabulary, not a list of tool names.
+_RELATED_GROUPS = (
+    "folder directory dir",
+    "repo repository project",
+    "bug issue ticket",
+    "pr pull merge",
+    "history log",
+    "download fetch url",
+    "webpage website page url",
+    "delete remove erase forget",
+    "create make new",
+    "find search look lookup query",
+    "show display view read",
+    "run execute",
+    "send post",
+    "route directions navigate",
+    "height elevation altitude",
+    "coordinates latitude longitude geocode",
+    "rename move",
+    "edit modify change update replace",
+    "user person people account member",
+    "picture image photo",
+    "compare diff difference",
+    "save write store",
+    "database db sql table",
+    "remember memory note",
+    "comment reply",
+)
+_RELATED_WEIGHT = 0.5
+# Query words shorter than this never match by prefix, because `a` would match everything.
+_MIN_PREFIX = 3
+
 _WORD = re.compile(r"[^\W_]+")
 # Boundaries inside a word: `readTextFile` -> read Text File, `HTTPServer` -> HTTP Server,
 # `utf8` -> utf 8.
@@ -165,6 +199,18 @@ _CAMEL_BOUNDARY = re.compile(
     r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"
 )
 _STEMMER = snowballstemmer.stemmer("english")
+
+
+def _related_stems() -> dict[str, frozenset[str]]:
+    related: dict[str, set[str]] = {}
+    for group in _RELATED_GROUPS:
+        stems = set(_STEMMER.stemWords(group.split()))
+        for stem in stems:
+            related.setdefault(stem, set()).update(stems - {stem})
+    return {stem: frozenset(others) for stem, others in related.items()}
+
+
+_RELATED_STEMS = _related_stems()
 
 
 def tokenize(text: str) -> list[str]:
@@ -224,23 +270,40 @@ class SearchIndex:
     def search(self, query: str, limit: int) -> list[int]:
         """Return the positions of the best matching documents, best first.
 
-        Only documents that share a word with the query are returned; ties keep
-        the documents' order.
+        Only documents that share a word (or a related word) with the query are
+        returned. Ties keep the documents' order.
         """
-        terms = [term for term in dict.fromkeys(tokenize(query)) if term in self._idf]
+        weights = self._query_weights(query)
         scored: list[tuple[float, int]] = []
         for position, fields in enumerate(self._fields):
-            score = self._score(terms, fields, self._lengths[position])
+            score = self._score(weights, fields, self._lengths[position])
             if score > 0:
                 scored.append((-score, position))
         scored.sort()
         return [position for _, position in scored[:limit]]
 
+    def _query_weights(self, query: str) -> dict[str, float]:
+        """Weigh the query's words 1, and the related words they bring in less.
+
+        A word gets its synonyms from `_RELATED_WORDS`, and a word the index does
+        not contain also matches the indexed words it starts (`repo` matches
+        `repositori`), both at `_RELATED_WEIGHT`.
+        """
+        weights: dict[str, float] = {}
+        for term in tokenize(query):
+            weights[term] = 1.0
+            related = list(_RELATED_STEMS.get(term, ()))
+            if term not in self._idf and len(term) >= _MIN_PREFIX:
+                related.extend(word for word in self._idf if word.startswith(term))
+            for word in related:
+                weights.setdefault(word, _RELATED_WEIGHT)
+        return {term: weight for term, weight in weights.items() if term in self._idf}
+
     def _score(
-        self, terms: list[str], fields: dict[str, Counter[str]], lengths: dict[str, int]
+        self, weights: dict[str, float], fields: dict[str, Counter[str]], lengths: dict[str, int]
     ) -> float:
         score = 0.0
-        for term in terms:
+        for term, query_weight in weights.items():
             weighted = 0.0
             for field, weight in _FIELD_WEIGHTS.items():
                 frequency = fields[field].get(term, 0)
@@ -249,7 +312,7 @@ class SearchIndex:
                     norm = 1 - _B + _B * lengths[field] / average
                     weighted += weight * frequency / norm
             if weighted:
-                score += self._idf[term] * weighted / (_K1 + weighted)
+                score += query_weight * self._idf[term] * weighted / (_K1 + weighted)
         return score
 
 
@@ -268,7 +331,10 @@ class ToolCatalog:
         self._keys = list(tools)
         self._tools = dict(tools)
         self._servers = list(servers)
-        self._by_name = {f"{server}.{tool}": (server, tool) for server, tool in self._keys}
+        # Original names (`forecast.get-forecast`) resolve too, unless one is taken
+        # by an identifier.
+        self._by_name = {f"{spec.server}.{spec.name}": key for key, spec in self._tools.items()}
+        self._by_name.update({f"{server}.{tool}": (server, tool) for server, tool in self._keys})
         self._index = SearchIndex([_document(key, self._tools[key]) for key in self._keys])
 
     def list_servers(self) -> list[ServerSummary]:
