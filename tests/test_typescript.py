@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from isobind._errors import ApiError
 from isobind._naming import is_identifier, is_identifier_name, to_identifier, to_type_name
 from isobind._tools import ToolAnnotations, ToolSpec
-from isobind._typescript import MAX_DEPTH, render_api, render_schema
+from isobind._typescript import MAX_DEPTH, render_api, render_schema, type_fallbacks
 
 from .support import (
     assert_compiles,
@@ -892,3 +893,52 @@ def test_arbitrary_schema_never_raises(schema: Any) -> None:
     finally:
         logging.getLogger("isobind._typescript").disabled = False
     assert "function t(" in api.declaration
+
+
+# Precision
+
+
+def test_corpus_has_no_fallbacks() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    assert type_fallbacks(specs) == ()
+
+
+def test_corpus_declares_no_any() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    code = re.sub(r"/\*.*?\*/", "", render_api(specs).declaration, flags=re.DOTALL)
+    assert re.search(r"\bany\b", code) is None
+
+
+FALLBACK_CASES = {
+    "empty schema": ({"properties": {"a": {}}}, 0),
+    "true schema": ({"properties": {"a": True}}, 0),
+    "free-form map": ({"properties": {"a": {"type": "object"}}}, 0),
+    "array without items": ({"properties": {"a": {"type": "array"}}}, 0),
+    "any of with anything": ({"properties": {"a": {"anyOf": [{"type": "string"}, {}]}}}, 0),
+    "remote ref": ({"properties": {"a": {"$ref": "https://example.com/s.json"}}}, 1),
+    "missing ref": ({"properties": {"a": {"$ref": "#/$defs/nothing"}}}, 1),
+    "unknown type name": ({"properties": {"a": {"type": "decimal"}}}, 1),
+    "schema not an object": ({"properties": {"a": 5, "b": "x"}}, 2),
+    "properties not an object": ({"properties": []}, 1),
+    "index too wide": (
+        {
+            "properties": {f"p{n}": {"enum": [f"value number {n}"]} for n in range(8)},
+            "additionalProperties": {"type": "boolean"},
+        },
+        1,
+    ),
+    "too deep": ({"properties": {"a": nested_arrays(MAX_DEPTH + 5)}}, 1),
+}
+
+
+@pytest.mark.parametrize(("schema", "expected"), FALLBACK_CASES.values(), ids=FALLBACK_CASES.keys())
+def test_fallbacks_counted(schema: Any, expected: int) -> None:
+    fallbacks = type_fallbacks([tool("t", schema)])
+    assert len(fallbacks) == expected, fallbacks
+
+
+def test_fallback_names_tool_and_place() -> None:
+    schema = {"properties": {"a": {"$ref": "https://example.com/s.json"}}}
+    (fallback,) = type_fallbacks([tool("fetch-it", schema, server="web")])
+    assert fallback.startswith("MCP server 'web', tool 'fetch-it', input schema: ")
+    assert "#/properties/a/$ref" in fallback
