@@ -139,7 +139,8 @@ class Toolbox:
         policies = self._policies()
         api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
-        self._declaration = render_api(allowed).declaration
+        # The problems of these schemas were logged by the first rendering.
+        self._declaration = render_api(allowed, log_problems=False).declaration
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
         self._catalog = _build_catalog(api, policies, sources)
         logger.info(

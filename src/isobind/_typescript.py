@@ -55,6 +55,11 @@ MAX_DEPTH = 40
 MAX_NODES = 20_000
 MAX_CHARS = 400_000
 
+# Descriptions and titles longer than this are cut, with a note saying how much
+# was left out. The longest description in tests/data/tool_lists/ has 2,781
+# characters.
+MAX_DESCRIPTION_CHARS = 8_000
+
 # JSDoc values (defaults, patterns, examples) and logged paths longer than this
 # are cut. Types are never cut.
 _MAX_HINT_CHARS = 80
@@ -261,6 +266,14 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
     """Render the types and the function declaration of one tool."""
     lines: list[str] = []
     context = f"MCP server {spec.server!r}, tool {spec.name!r}"
+    description_chars = len(spec.description or "")
+    if description_chars > MAX_DESCRIPTION_CHARS and scope.log_problems:
+        logger.warning(
+            "%s: description of %d characters cut to %d",
+            context,
+            description_chars,
+            MAX_DESCRIPTION_CHARS,
+        )
     type_base = to_type_name(tool_id)
 
     input_type, input_optional = _render_root(
@@ -1047,11 +1060,20 @@ def _comment_char(char: str) -> str:
 
 
 def _clean_text(text: Any) -> str | None:
-    """Return a description without indentation, blank lines or trailing spaces, or None."""
+    """Return a description without indentation, blank lines or trailing spaces, or None.
+
+    Text past `MAX_DESCRIPTION_CHARS` is cut first, so that a megabyte of
+    description costs no more to clean than the limit.
+    """
     if not isinstance(text, str):
         return None
+    cut = len(text) - MAX_DESCRIPTION_CHARS
+    if cut > 0:
+        text = text[:MAX_DESCRIPTION_CHARS]
     lines = [line.rstrip() for line in inspect.cleandoc(_comment_text(text)).split("\n")]
     cleaned = "\n".join(line for line in lines if line.strip())
+    if cut > 0:
+        cleaned += f" [{cut} more characters cut]"
     return cleaned or None
 
 
