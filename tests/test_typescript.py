@@ -177,7 +177,7 @@ def test_sanitised_names_compile(tmp_path: Path) -> None:
 
 SCHEMA_CASES = [
     ({"type": "string"}, "type T = string;"),
-    ({"type": "integer"}, "type T = number;"),
+    ({"type": "integer"}, "/** @integer */\ntype T = number;"),
     ({"type": ["string", "null"]}, "type T = string | null;"),
     ({"type": ["number", "integer"]}, "type T = number;"),
     ({}, "type T = unknown;"),
@@ -292,7 +292,8 @@ SCHEMA_CASES = [
                 }
             }
         },
-        "interface T {\n  /** Count. @default 3 @minimum 1 @exclusiveMaximum 10 */ n?: number;\n}",
+        "interface T {\n"
+        "  /** Count. @default 3 @integer @minimum 1 @exclusiveMaximum 10 */ n?: number;\n}",
     ),
     (
         {
@@ -313,7 +314,7 @@ SCHEMA_CASES = [
     ),
     (
         {"properties": {"a": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}}},
-        "interface T {\n  /** @minimum 0 */ a?: number | null;\n}",
+        "interface T {\n  /** @integer @minimum 0 */ a?: number | null;\n}",
     ),
     (
         {"properties": {"d": {"default": {"é": [1, None]}, "examples": ["*/"], "format": "x"}}},
@@ -332,6 +333,25 @@ SCHEMA_CASES = [
         {"properties": {"d": {"description": "First.\n\n    Second, */ closed?"}}},
         "interface T {\n  /**\n   * First.\n   * Second, *\\/ closed?\n   */\n  d?: unknown;\n}",
     ),
+    (
+        {
+            "type": "object",
+            "properties": {"kind": {"type": "string"}},
+            "if": {"properties": {"kind": {"const": "file"}}, "required": ["kind"]},
+            "then": {"properties": {"path": {"type": "string"}}, "required": ["path"]},
+            "else": {"properties": {"url": {"type": "string"}}, "required": ["url"]},
+        },
+        'type T = { kind?: string } & ({ kind: "file" } & { path: string } | { url: string });',
+    ),
+    (
+        {"if": {"type": "string"}, "then": {"minLength": 1}},
+        "type T = unknown;",
+    ),
+    (
+        {"properties": {"n": {"type": "string", "not": {"const": ""}}}},
+        'interface T {\n  /** @not {"const":""} */ n?: string;\n}',
+    ),
+    ({"type": ["integer", "null"]}, "/** @integer */\ntype T = number | null;"),
 ]
 
 
@@ -383,6 +403,10 @@ SCHEMA_CASES = [
         "enum descriptions",
         "titles",
         "comment end escaped",
+        "if then else",
+        "if then without type",
+        "not",
+        "integer or null",
     ],
 )
 def test_render_schema(schema: Any, expected: str) -> None:
@@ -390,13 +414,25 @@ def test_render_schema(schema: Any, expected: str) -> None:
 
 
 @needs_tsc
-@pytest.mark.parametrize(
-    ("schema", "expected"),
-    SCHEMA_CASES,
-    ids=[f"case {index}" for index in range(len(SCHEMA_CASES))],
-)
-def test_render_schema_compiles(tmp_path: Path, schema: Any, expected: str) -> None:
-    assert_compiles(tmp_path, render_schema(schema, name="T") + "\n")
+def test_render_schema_compiles(tmp_path: Path) -> None:
+    # One namespace per case, so that one compiler run checks them all.
+    source = "".join(
+        f"namespace case{index} {{\n{render_schema(schema, name='T')}\n}}\n"
+        for index, (schema, _) in enumerate(SCHEMA_CASES)
+    )
+    assert_compiles(tmp_path, source)
+
+
+@needs_tsc
+def test_conditional_accepts_both_branches(tmp_path: Path) -> None:
+    schema, _ = SCHEMA_CASES[-4]
+    source = render_schema(schema, name="T") + (
+        '\nconst file: T = { kind: "file", path: "/a" };\n'
+        'const link: T = { kind: "link", url: "https://example.com" };\n'
+        "// @ts-expect-error: a file needs a path or a url\n"
+        'const neither: T = { kind: "file" };\n'
+    )
+    assert_compiles(tmp_path, source)
 
 
 # Whole APIs
@@ -529,17 +565,17 @@ EDGE_SCHEMAS = {
 
 
 @needs_tsc
-@pytest.mark.parametrize("schema", EDGE_SCHEMAS.values(), ids=EDGE_SCHEMAS.keys())
-def test_edge_schema_compiles(tmp_path: Path, schema: Any) -> None:
-    api = render_api(
-        [
-            tool("in", schema, description="*/ declare const hidden: 1; /*"),
-            tool("out", {"type": "object"}, output_schema=schema),
-        ]
-    )
+def test_edge_schemas_compile(tmp_path: Path) -> None:
+    # A server (so a namespace) per schema, so that one compiler run checks them all.
+    tools = []
+    for index, schema in enumerate(EDGE_SCHEMAS.values()):
+        server = f"case{index}"
+        description = "*/ declare const hidden: 1; /*"
+        tools.append(tool("in", schema, server=server, description=description))
+        tools.append(tool("out", {"type": "object"}, server=server, output_schema=schema))
     # An injected declaration would clash with these and fail to compile.
     clashes = "declare const hidden: string, leaked: string, y: string, z: string;\n"
-    assert_compiles(tmp_path, api.declaration + clashes)
+    assert_compiles(tmp_path, render_api(tools).declaration + clashes)
 
 
 @needs_tsc

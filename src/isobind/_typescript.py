@@ -492,10 +492,35 @@ class _Renderer:
         if "allOf" in schema:
             parts.extend(self._subschemas(schema, "allOf", path, depth, deferred, indent))
 
+        if "if" in schema and ("then" in schema or "else" in schema):
+            parts.append(self._conditional(schema, path, depth, deferred, indent))
+
         result = _intersection(parts)
         if schema.get("nullable") is True:
             result = _union([result, _NULL])
         return result
+
+    def _conditional(
+        self, schema: dict[str, Any], path: str, depth: int, deferred: bool, indent: str
+    ) -> _Type:
+        """Render `if`/`then`/`else` as `(If & Then) | Else`.
+
+        TypeScript cannot say "does not match If", so the `else` branch admits
+        some values the schema rejects, but every valid value type-checks. A
+        missing `then` or `else` allows anything.
+        """
+        branches: dict[str, _Type] = {}
+        for keyword in ("if", "then", "else"):
+            if keyword in schema:
+                branches[keyword] = self._render(
+                    schema[keyword],
+                    f"{path}/{keyword}",
+                    depth=depth + 1,
+                    deferred=deferred,
+                    indent=indent,
+                )
+        matched = _intersection([branches["if"], branches.get("then", _UNKNOWN)])
+        return _union([matched, branches.get("else", _UNKNOWN)])
 
     def _subschemas(
         self,
@@ -1113,6 +1138,11 @@ def _hint_tags(schema: dict[str, Any]) -> list[str]:
     if "default" in schema:
         tags.append(f"@default {_json_hint(schema['default'])}")
 
+    # TypeScript has one number type, so only the comment can say "whole numbers".
+    types = _declared_types(schema) or []
+    if "integer" in types and "number" not in types:
+        tags.append("@integer")
+
     for keyword in _NUMBER_HINTS:
         value = schema.get(keyword)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -1127,6 +1157,10 @@ def _hint_tags(schema: dict[str, Any]) -> list[str]:
         value = schema.get(keyword)
         if isinstance(value, str):
             tags.append(f"@{keyword} {_comment_text(_clip(value))}")
+
+    # A type cannot exclude what `not` excludes, so the comment states it.
+    if "not" in schema:
+        tags.append(f"@not {_json_hint(schema['not'])}")
 
     examples = schema.get("examples")
     if isinstance(examples, list) and examples:
