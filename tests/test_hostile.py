@@ -1,136 +1,124 @@
-"""Hostile values and failing servers: each gets a clear error and the host carries on."""
+"""Loading a real MCP server whose schemas are malformed, enormous or hostile.
+
+The server (tests/servers/hostile.py) speaks MCP over stdio. Each hostile tool
+must degrade on its own, with a warning naming the server, the tool and the
+problem, while the ordinary tool keeps its types and runs.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+import logging
 import sys
-import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-import anyio
 import pytest
 
-from isobind import FunctionTools, Toolbox, UpstreamError, parse_config
-from isobind._redact import Redactor
-from isobind._upstream import McpConnection
+from isobind import Toolbox, load_config
 
-pytestmark = pytest.mark.anyio
+from .conftest import write_config
+from .support import TESTS, assert_compiles, in_async_function, needs_tsc
 
-def not_a_number() -> float:
-    """Return NaN, which JSON cannot carry."""
-    return math.nan
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-def numbers() -> dict[str, float]:
-    """Return infinities inside a structure."""
-    return {"up": math.inf, "down": -math.inf, "fine": 1.5}
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
-def echo(text: str) -> str:
-    """Return `text`."""
-    return text
+@pytest.fixture(scope="module")
+async def loaded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Toolbox, list[str]]]:
+    server = {"command": sys.executable, "args": [str(TESTS / "servers" / "hostile.py")]}
+    path = write_config(tmp_path_factory.mktemp("config"), {"mcpServers": {"hostile": server}})
+    records = _Records()
+    logger = logging.getLogger("isobind._typescript")
+    logger.addHandler(records)
+    try:
+        async with Toolbox(load_config(path, environ={})) as toolbox:
+            logger.removeHandler(records)
+            yield toolbox, records.messages
+    finally:
+        logger.removeHandler(records)
 
 
-async def wait_forever() -> str:
-    """Never return; the fault under test is a call still in flight at the end of a run."""
-    await anyio.Event().wait()
-    return "unreachable"
+def warning_for(messages: list[str], tool: str) -> str:
+    found = [message for message in messages if f"tool {tool!r}" in message]
+    assert len(found) == 1, messages
+    assert found[0].startswith(f"MCP server 'hostile', tool {tool!r}")
+    return found[0]
 
 
-@pytest.fixture
-async def toolbox() -> Toolbox:
-    tools = FunctionTools("t", [not_a_number, numbers, echo, wait_forever], read_only=True)
-    async with Toolbox(functions=[tools]) as opened:
-        yield opened
+@pytest.mark.parametrize(
+    ("tool", "problem"),
+    [
+        pytest.param("deep", "nested more than 40 levels deep", id="deep"),
+        pytest.param("cycle", "refers to itself through unions alone", id="cycle"),
+        pytest.param("wide", "longer than 400000 characters once rendered", id="wide"),
+        pytest.param("long-description", "description of 1000000 characters cut", id="long"),
+        pytest.param("malformed", "a schema must be an object or boolean", id="malformed"),
+    ],
+)
+async def test_hostile_tool_warns(
+    loaded: tuple[Toolbox, list[str]], tool: str, problem: str
+) -> None:
+    _, messages = loaded
+    assert problem in warning_for(messages, tool)
 
 
-async def test_nan_result_becomes_null(toolbox: Toolbox) -> None:
-    result = await toolbox.execute("return [await tools.t.not_a_number(), await tools.t.numbers()]")
+async def test_malformed_warning_lists_each_part(loaded: tuple[Toolbox, list[str]]) -> None:
+    _, messages = loaded
+    message = warning_for(messages, "malformed")
+    assert "#/properties/ref/$ref: must be a string" in message
+    assert "cannot resolve 'https://127.0.0.1:9/schema.json'" in message
+
+
+async def test_ordinary_tool_keeps_types(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    assert "interface PingInput { message?: string }" in toolbox.declaration
+    assert "function ping(input?: PingInput): Promise<unknown>;" in toolbox.declaration
+
+
+async def test_ordinary_tool_runs(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    result = await toolbox.execute('return await tools.hostile.ping({message: "hi"});')
     assert result.ok, result.error
-    assert result.result == [None, {"up": None, "down": None, "fine": 1.5}]
+    assert result.result == "ping"
 
 
-async def test_lone_surrogate_input_rejected(toolbox: Toolbox) -> None:
-    result = await toolbox.execute(
-        "try { await tools.t.echo({text: 'a\\ud800b'}); } catch (e) { return e.name; }"
-    )
-    assert result.result == "ToolInputError"
-    after = await toolbox.execute("return await tools.t.echo({text: 'fine'})")
-    assert after.result == "fine"
+async def test_hostile_tools_typed_unknown(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    assert "function deep(input?: unknown): Promise<unknown>;" in toolbox.declaration
+    assert "function wide(input?: unknown): Promise<unknown>;" in toolbox.declaration
 
 
-async def test_lone_surrogate_output_replaced(toolbox: Toolbox) -> None:
-    result = await toolbox.execute("console.log('x\\udc00y'); return {['k\\ud800']: 'v\\ud83d'};")
-    assert result.ok, result.error
-    assert result.result == {"k\ufffd": "v\ufffd"}
-    assert result.logs[0].message == "x\ufffdy"
-    json.dumps(result.to_dict(), ensure_ascii=False).encode("utf-8")
+async def test_long_description_cut(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    assert len(toolbox.declaration) < 40_000
+    assert "[992000 more characters cut]" in toolbox.declaration
+    assert "interface LongDescriptionInput {" in toolbox.declaration
 
 
-async def test_deeply_nested_result_is_error(toolbox: Toolbox) -> None:
-    result = await toolbox.execute(
-        "let v: any = 1; for (let i = 0; i < 5000; i++) v = [v]; return v;"
-    )
-    assert result.error is not None
-    assert result.error.name in {"ResultTooLargeError", "RangeError"}
-    after = await toolbox.execute("return 2")
-    assert after.result == 2
+async def test_injection_stays_in_comment(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    assert "stolen" in toolbox.declaration
+    assert '"*/ x"?: string' in toolbox.declaration
 
 
-async def test_call_in_flight_at_end_recorded(toolbox: Toolbox) -> None:
-    result = await toolbox.execute(
-        "tools.t.wait_forever();\n"
-        "await new Promise((resolve) => setTimeout(resolve, 1));\n"
-        "return 'done';"
-    )
-    assert result.result == "done"
-    assert len(result.calls) == 1
-    assert result.calls[0].ok is False
-    assert result.calls[0].error == {
-        "name": "CallCancelled",
-        "message": "the run ended before the call finished",
-    }
-
-
-async def test_call_in_flight_at_deadline_recorded(toolbox: Toolbox) -> None:
-    result = await toolbox.execute("await tools.t.wait_forever();", timeout=0.3)
-    assert result.error is not None
-    assert result.error.name == "TimeLimitExceeded"
-    assert [call.error["name"] for call in result.calls if call.error] == ["CallCancelled"]
-
-
-async def test_handshake_timeout_stops_server() -> None:
-    config = parse_config({"mcpServers": {"hang": {"command": "sleep", "args": ["60"]}}})
-    connection = McpConnection(
-        config.servers["hang"], redactor=Redactor.empty(), startup_timeout=0.5
-    )
-    started = time.monotonic()
-    with pytest.raises(UpstreamError, match="did not complete the MCP handshake"):
-        await connection.open()
-    # The SDK's stdio shutdown waits at most about 6 s before it kills the process.
-    assert time.monotonic() - started < 15
-
-
-async def test_missing_cwd_named_in_error(tmp_path: pytest.TempPathFactory) -> None:
-    config = parse_config(
-        {
-            "mcpServers": {
-                "s": {"command": sys.executable, "cwd": "/nonexistent-isobind-dir", "args": []}
-            }
-        }
-    )
-    with pytest.raises(UpstreamError, match="working directory"):
-        async with Toolbox(config):
-            pass
-
-
-async def test_secret_in_command_scrubbed_from_error() -> None:
-    config = parse_config(
-        {"mcpServers": {"s": {"command": "/opt/${TOOL_SECRET}/server"}}},
-        environ={"TOOL_SECRET": "secret-path-part-123456"},
-    )
-    with pytest.raises(UpstreamError) as raised:
-        async with Toolbox(config):
-            pass
-    assert "secret-path-part-123456" not in str(raised.value)
-    assert "[REDACTED]" in str(raised.value)
+@needs_tsc
+async def test_hostile_declaration_compiles(
+    loaded: tuple[Toolbox, list[str]], tmp_path: Path
+) -> None:
+    toolbox, _ = loaded
+    usage = """
+  await tools.hostile.ping({ message: "hi" });
+  await tools.hostile.injection({ "*/ x": "y" });
+  // @ts-expect-error: injected declarations must not exist
+  const leaked: string = stolen;"""
+    assert_compiles(tmp_path, toolbox.declaration + in_async_function(usage))

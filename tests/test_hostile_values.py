@@ -1,0 +1,136 @@
+"""Hostile values and failing servers: each gets a clear error and the host carries on."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import anyio
+import pytest
+
+from isobind import FunctionTools, Toolbox, UpstreamError, parse_config
+from isobind._redact import Redactor
+from isobind._upstream import McpConnection
+
+pytestmark = pytest.mark.anyio
+
+def not_a_number() -> float:
+    """Return NaN, which JSON cannot carry."""
+    return math.nan
+
+
+def numbers() -> dict[str, float]:
+    """Return infinities inside a structure."""
+    return {"up": math.inf, "down": -math.inf, "fine": 1.5}
+
+
+def echo(text: str) -> str:
+    """Return `text`."""
+    return text
+
+
+async def wait_forever() -> str:
+    """Never return; the fault under test is a call still in flight at the end of a run."""
+    await anyio.Event().wait()
+    return "unreachable"
+
+
+@pytest.fixture
+async def toolbox() -> Toolbox:
+    tools = FunctionTools("t", [not_a_number, numbers, echo, wait_forever], read_only=True)
+    async with Toolbox(functions=[tools]) as opened:
+        yield opened
+
+
+async def test_nan_result_becomes_null(toolbox: Toolbox) -> None:
+    result = await toolbox.execute("return [await tools.t.not_a_number(), await tools.t.numbers()]")
+    assert result.ok, result.error
+    assert result.result == [None, {"up": None, "down": None, "fine": 1.5}]
+
+
+async def test_lone_surrogate_input_rejected(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "try { await tools.t.echo({text: 'a\\ud800b'}); } catch (e) { return e.name; }"
+    )
+    assert result.result == "ToolInputError"
+    after = await toolbox.execute("return await tools.t.echo({text: 'fine'})")
+    assert after.result == "fine"
+
+
+async def test_lone_surrogate_output_replaced(toolbox: Toolbox) -> None:
+    result = await toolbox.execute("console.log('x\\udc00y'); return {['k\\ud800']: 'v\\ud83d'};")
+    assert result.ok, result.error
+    assert result.result == {"k\ufffd": "v\ufffd"}
+    assert result.logs[0].message == "x\ufffdy"
+    json.dumps(result.to_dict(), ensure_ascii=False).encode("utf-8")
+
+
+async def test_deeply_nested_result_is_error(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "let v: any = 1; for (let i = 0; i < 5000; i++) v = [v]; return v;"
+    )
+    assert result.error is not None
+    assert result.error.name in {"ResultTooLargeError", "RangeError"}
+    after = await toolbox.execute("return 2")
+    assert after.result == 2
+
+
+async def test_call_in_flight_at_end_recorded(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "tools.t.wait_forever();\n"
+        "await new Promise((resolve) => setTimeout(resolve, 1));\n"
+        "return 'done';"
+    )
+    assert result.result == "done"
+    assert len(result.calls) == 1
+    assert result.calls[0].ok is False
+    assert result.calls[0].error == {
+        "name": "CallCancelled",
+        "message": "the run ended before the call finished",
+    }
+
+
+async def test_call_in_flight_at_deadline_recorded(toolbox: Toolbox) -> None:
+    result = await toolbox.execute("await tools.t.wait_forever();", timeout=0.3)
+    assert result.error is not None
+    assert result.error.name == "TimeLimitExceeded"
+    assert [call.error["name"] for call in result.calls if call.error] == ["CallCancelled"]
+
+
+async def test_handshake_timeout_stops_server() -> None:
+    config = parse_config({"mcpServers": {"hang": {"command": "sleep", "args": ["60"]}}})
+    connection = McpConnection(
+        config.servers["hang"], redactor=Redactor.empty(), startup_timeout=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(UpstreamError, match="did not complete the MCP handshake"):
+        await connection.open()
+    # The SDK's stdio shutdown waits at most about 6 s before it kills the process.
+    assert time.monotonic() - started < 15
+
+
+async def test_missing_cwd_named_in_error(tmp_path: pytest.TempPathFactory) -> None:
+    config = parse_config(
+        {
+            "mcpServers": {
+                "s": {"command": sys.executable, "cwd": "/nonexistent-isobind-dir", "args": []}
+            }
+        }
+    )
+    with pytest.raises(UpstreamError, match="working directory"):
+        async with Toolbox(config):
+            pass
+
+
+async def test_secret_in_command_scrubbed_from_error() -> None:
+    config = parse_config(
+        {"mcpServers": {"s": {"command": "/opt/${TOOL_SECRET}/server"}}},
+        environ={"TOOL_SECRET": "secret-path-part-123456"},
+    )
+    with pytest.raises(UpstreamError) as raised:
+        async with Toolbox(config):
+            pass
+    assert "secret-path-part-123456" not in str(raised.value)
+    assert "[REDACTED]" in str(raised.value)
