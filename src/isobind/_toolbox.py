@@ -9,7 +9,7 @@ import logging
 import os
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from ._errors import ApiError, ClosedError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
-from ._result import ExecutionError, ExecutionResult, LogEntry
+from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._tools import ToolSpec
 from ._typescript import Api, render_api
@@ -75,6 +75,7 @@ class Toolbox:
         self._connections: dict[str, McpConnection] = {}
         self._registry: ToolRegistry | None = None
         self._declaration = ""
+        self._callable_tools: tuple[tuple[str, str], ...] = ()
         self._state = "new"
 
     @classmethod
@@ -137,7 +138,9 @@ class Toolbox:
         policies = self._policies()
         api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
-        self._declaration = render_api(allowed).declaration
+        allowed_api = render_api(allowed)
+        self._declaration = allowed_api.declaration
+        self._callable_tools = tuple(sorted(allowed_api.bindings))
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
@@ -161,6 +164,12 @@ class Toolbox:
         return self._declaration
 
     @property
+    def callable_tools(self) -> tuple[tuple[str, str], ...]:
+        """The (server, tool) identifiers of the callable tools, as code writes them."""
+        self._require_open()
+        return self._callable_tools
+
+    @property
     def api(self) -> Api:
         """The API of every listed tool, including those the policy denies."""
         return self._require_open().api
@@ -179,12 +188,14 @@ class Toolbox:
         timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
+        on_call: Callable[[CallRecord], None] | None = None,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
 
         The code sees the global `tools`; its return value, console output and
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
+        `on_call` receives the record of each tool call as soon as the call ends.
         """
         registry = self._require_open()
         limits = self.limits
@@ -194,7 +205,7 @@ class Toolbox:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
         started_at = datetime.datetime.now(datetime.UTC)
-        dispatcher = CallDispatcher(registry)
+        dispatcher = CallDispatcher(registry, on_call=on_call)
 
         try:
             javascript = erase_types(code)

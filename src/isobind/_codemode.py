@@ -1,0 +1,211 @@
+"""What a model needs to write code for a `Toolbox`: the rules, the code tool, the feedback.
+
+The agent loop and the framework adapters share these texts, so a model sees
+the same rules and the same error reports whichever way it reaches isobind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ._result import ExecutionError, ExecutionResult
+
+__all__ = [
+    "CODE_TOOL_NAME",
+    "CODE_TOOL_PARAMETERS",
+    "code_tool_description",
+    "format_execution",
+    "instructions",
+]
+
+CODE_TOOL_NAME = "execute_typescript"
+
+CODE_TOOL_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "TypeScript, run as the body of an async function.",
+        }
+    },
+    "required": ["code"],
+    "additionalProperties": False,
+}
+"""JSON Schema of the code tool's arguments."""
+
+# Characters of a run's returned JSON and of its console output sent back to the
+# model. Longer text is cut, with a note of how many characters were left out.
+MAX_RESULT_CHARS = 20_000
+MAX_CONSOLE_CHARS = 8_000
+
+_RULES = """\
+Rules for the code:
+- The code is the body of an async function. Use `await` at the top level and
+  `return` the data the task needs. The returned value comes back to you as
+  JSON, so return only the fields you need, not whole tool outputs.
+- Call tools only as `await tools.<server>.<tool>(input)` with one input
+  object that matches the declared interface. Run independent calls
+  concurrently with `Promise.all`.
+- The sandbox has no network, no files and no modules: `fetch`,
+  `XMLHttpRequest`, `WebSocket`, `import` and `require` fail, and so do `eval`
+  and `new Function`. Everything outside the sandbox goes through `tools`.
+- `console.log` writes notes that come back with the result.
+- Each run starts in a fresh sandbox: variables do not survive between runs.
+- A run is stopped after {timeout:g} seconds.
+- A failed run comes back with the error, its line and a hint. Fix the code and
+  run it again.
+"""
+
+
+def instructions(declaration: str, *, timeout: float) -> str:
+    """Return the rules for the code followed by the TypeScript API of the tools."""
+    rules = _RULES.format(timeout=timeout)
+    return f"{rules}\nThe API of the `tools` global:\n\n```ts\n{declaration.rstrip()}\n```\n"
+
+
+def code_tool_description(declaration: str, *, timeout: float) -> str:
+    """Return the description of the code tool for frameworks whose prompt isobind does not own.
+
+    It carries the rules and the whole API, because the model sees nothing else
+    of the sandbox.
+    """
+    summary = (
+        "Run TypeScript in a fresh sandbox that can call the tools declared below, "
+        "and return what the code returns, its console output or its error."
+    )
+    return f"{summary}\n\n{instructions(declaration, timeout=timeout)}"
+
+
+def format_execution(
+    result: ExecutionResult, code: str, tool_names: Iterable[tuple[str, str]]
+) -> str:
+    """Render a run's outcome as the text a model reads: the result, or the error and a hint.
+
+    `tool_names` are the (server, tool) identifiers of the callable tools, used
+    to suggest the closest names when the code calls one that does not exist.
+    The text contains only data that the `Toolbox` already scrubbed of secrets,
+    and lines of `code`.
+    """
+    parts: list[str] = []
+    if result.error is None:
+        parts.append("The run succeeded.")
+        parts.append("Returned value (JSON):\n" + _returned_json(result.result))
+    else:
+        parts.append(_error_report(result.error, code, list(tool_names)))
+    console = _console_text(result)
+    if console:
+        parts.append("Console output:\n" + console)
+    return "\n\n".join(parts)
+
+
+def _returned_json(value: Any) -> str:
+    if value is None:
+        return "undefined (the code returned nothing; `return` the data you need)"
+    text = json.dumps(value, ensure_ascii=False, indent=1)
+    return _cut(text, MAX_RESULT_CHARS, "return fewer fields")
+
+
+def _console_text(result: ExecutionResult) -> str:
+    lines = [
+        entry.message if entry.level == "log" else f"[{entry.level}] {entry.message}"
+        for entry in result.logs
+    ]
+    text = _cut("\n".join(lines), MAX_CONSOLE_CHARS, "log less")
+    if result.logs_dropped:
+        text += f"\n[{result.logs_dropped} more console messages dropped by the output limit]"
+    return text
+
+
+def _cut(text: str, limit: int, advice: str) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[cut: {len(text) - limit} more characters; {advice}]"
+
+
+def _error_report(error: ExecutionError, code: str, tool_names: Sequence[tuple[str, str]]) -> str:
+    lines = [f"The run failed with {error.name}: {error.message}"]
+    source = _source_excerpt(code, error.line, error.column)
+    if source:
+        lines.append(source)
+    hint = _hint(error, code, tool_names)
+    if hint:
+        lines.append(f"Hint: {hint}")
+    return "\n".join(lines)
+
+
+def _source_excerpt(code: str, line: int | None, column: int | None) -> str:
+    """Return the failing source line, numbered, with a caret under the column."""
+    if line is None:
+        return ""
+    code_lines = code.splitlines()
+    if not 1 <= line <= len(code_lines):
+        return ""
+    prefix = f"{line} | "
+    text = f"At line {line}" + (f", column {column}" if column else "") + ":\n"
+    text += prefix + code_lines[line - 1]
+    if column is not None and column >= 1:
+        text += "\n" + " " * (len(prefix) + column - 1) + "^"
+    return text
+
+
+# A static reference to a tool, `tools.server.tool`, with optional spaces around dots.
+_TOOL_REFERENCE = re.compile(r"\btools\s*\.\s*([A-Za-z_$][\w$]*)\s*\.\s*([A-Za-z_$][\w$]*)")
+
+_HINTS_BY_NAME = {
+    "NetworkAccessError": (
+        "the sandbox has no network. Get the data through the `tools` functions of the API."
+    ),
+    "ToolInputError": "compare the input with the tool's input interface in the API.",
+    "PermissionDeniedError": (
+        "the host's policy denies this tool. Do not call it again; use another tool."
+    ),
+    "SyntaxError": (
+        "the code is the body of an async function: write statements, with no `import` or `export`."
+    ),
+    "TimeLimitExceeded": "do less work in one run, and do not wait in loops.",
+    "MemoryLimitExceeded": "keep less data in memory; return only the fields you need.",
+    "DeadlockError": "await only promises that a `tools` call or your own code settles.",
+    "ResultTooLargeError": "return fewer fields, or a summary of the data.",
+    "EvalError": "`eval` and `new Function` are disabled; write the code directly.",
+}
+
+
+def _hint(error: ExecutionError, code: str, tool_names: Sequence[tuple[str, str]]) -> str:
+    unknown = _unknown_tool_hint(code, tool_names)
+    if unknown and error.name in ("TypeError", "ReferenceError"):
+        return unknown
+    if error.name == "ReferenceError":
+        return (
+            "only the standard JavaScript built-ins, `console` and `tools` exist in the "
+            "sandbox, with no Node.js or browser globals."
+        )
+    return _HINTS_BY_NAME.get(error.name, unknown)
+
+
+def _unknown_tool_hint(code: str, tool_names: Sequence[tuple[str, str]]) -> str:
+    """Name each `tools.s.t` in `code` that is no callable tool, with the closest real names."""
+    known = set(tool_names)
+    servers = sorted({server for server, _ in tool_names})
+    full_names = [f"{server}.{tool}" for server, tool in tool_names]
+    notes: list[str] = []
+    for match in _TOOL_REFERENCE.finditer(code):
+        reference = (match.group(1), match.group(2))
+        if reference in known:
+            continue
+        written = f"tools.{reference[0]}.{reference[1]}"
+        close = difflib.get_close_matches(".".join(reference), full_names, n=3, cutoff=0.5)
+        suggestion = ", ".join(f"tools.{name}" for name in close)
+        if reference[0] not in servers:
+            note = f"{written} does not exist: there is no server `{reference[0]}`"
+        else:
+            note = f"{written} does not exist: `{reference[0]}` has no tool `{reference[1]}`"
+        note += f". Closest names: {suggestion}." if suggestion else "."
+        if note not in notes:
+            notes.append(note)
+    if notes and servers:
+        notes.append("Servers: " + ", ".join(servers) + ".")
+    return " ".join(notes)
