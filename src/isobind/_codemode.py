@@ -190,22 +190,41 @@ def _unknown_tool_hint(code: str, tool_names: Sequence[tuple[str, str]]) -> str:
     """Name each `tools.s.t` in `code` that is no callable tool, with the closest real names."""
     known = set(tool_names)
     servers = sorted({server for server, _ in tool_names})
-    full_names = [f"{server}.{tool}" for server, tool in tool_names]
     notes: list[str] = []
     for match in _TOOL_REFERENCE.finditer(code):
-        reference = (match.group(1), match.group(2))
-        if reference in known:
+        server, tool = match.group(1), match.group(2)
+        if (server, tool) in known:
             continue
-        written = f"tools.{reference[0]}.{reference[1]}"
-        close = difflib.get_close_matches(".".join(reference), full_names, n=3, cutoff=0.5)
-        suggestion = ", ".join(f"tools.{name}" for name in close)
-        if reference[0] not in servers:
-            note = f"{written} does not exist: there is no server `{reference[0]}`"
+        written = f"tools.{server}.{tool}"
+        if server in servers:
+            note = f"{written} does not exist: `{server}` has no tool `{tool}`"
         else:
-            note = f"{written} does not exist: `{reference[0]}` has no tool `{reference[1]}`"
-        note += f". Closest names: {suggestion}." if suggestion else "."
+            note = f"{written} does not exist: there is no server `{server}`"
+        close = _closest_tools(server, tool, tool_names)
+        if close:
+            note += ". Closest names: " + ", ".join(close)
+        note += "."
         if note not in notes:
             notes.append(note)
     if notes and servers:
         notes.append("Servers: " + ", ".join(servers) + ".")
     return " ".join(notes)
+
+
+def _closest_tools(server: str, tool: str, tool_names: Sequence[tuple[str, str]]) -> list[str]:
+    """Return up to three callable tools whose names are closest to `tools.server.tool`.
+
+    Tool names are compared within the named server, or within the servers whose
+    names are close to it, before the whole `server.tool` names are compared,
+    because a shared server prefix makes every tool of that server look close.
+    """
+    servers = sorted({name for name, _ in tool_names})
+    candidates = [server] if server in servers else difflib.get_close_matches(server, servers)
+    for candidate in candidates:
+        tools = [name for owner, name in tool_names if owner == candidate]
+        close = difflib.get_close_matches(tool, tools, n=3, cutoff=0.6)
+        if close:
+            return [f"tools.{candidate}.{name}" for name in close]
+    full_names = [f"{owner}.{name}" for owner, name in tool_names]
+    close = difflib.get_close_matches(f"{server}.{tool}", full_names, n=3, cutoff=0.6)
+    return [f"tools.{name}" for name in close]
