@@ -10,14 +10,19 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._result import ExecutionError, ExecutionResult
+
+if TYPE_CHECKING:
+    from ._toolbox import Toolbox
 
 __all__ = [
     "CODE_TOOL_NAME",
     "CODE_TOOL_PARAMETERS",
     "code_tool_description",
+    "describe_code_tool",
+    "execute_for_model",
     "format_execution",
     "instructions",
 ]
@@ -228,3 +233,15 @@ def _closest_tools(server: str, tool: str, tool_names: Sequence[tuple[str, str]]
     full_names = [f"{owner}.{name}" for owner, name in tool_names]
     close = difflib.get_close_matches(f"{server}.{tool}", full_names, n=3, cutoff=0.6)
     return [f"tools.{name}" for name in close]
+
+
+async def execute_for_model(toolbox: Toolbox, code: str) -> str:
+    """Run `code` in `toolbox` and return the outcome as the text a model reads."""
+    result = await toolbox.execute(code)
+    feedback = format_execution(result, code, toolbox.callable_tools)
+    return toolbox.redactor.scrub_text(feedback)
+
+
+def describe_code_tool(toolbox: Toolbox) -> str:
+    """Return the code tool's description for an open `toolbox`: rules and API."""
+    return code_tool_description(toolbox.declaration, timeout=toolbox.limits.timeout)
