@@ -8,9 +8,8 @@ not, so that the types are not vacuous.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import subprocess
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,15 @@ from hypothesis import strategies as st
 from isobind._errors import ApiError
 from isobind._naming import is_identifier, is_identifier_name, to_identifier, to_type_name
 from isobind._tools import ToolAnnotations, ToolSpec
-from isobind._typescript import MAX_DEPTH, render_api, render_schema
+from isobind._typescript import MAX_DEPTH, render_api, render_schema, type_fallbacks
 
-TESTS = Path(__file__).parent
-TOOL_LISTS = TESTS / "data" / "tool_lists"
-TSC = TESTS / "node" / "node_modules" / ".bin" / "tsc"
-
-needs_tsc = pytest.mark.skipif(
-    not TSC.exists(), reason=f"TypeScript compiler not installed at {TSC}: run npm ci in tests/node"
+from .support import (
+    assert_compiles,
+    compile_typescript,
+    corpus_servers,
+    in_async_function,
+    needs_tsc,
+    tool_specs,
 )
 
 # One call per captured server, using the declared input and output types.
@@ -52,6 +52,15 @@ USAGE = {
   const text: string = file.content;
   const edits = [{ oldText: "a", newText: "b" }];
   await tools.filesystem.edit_file({ path: "/tmp/a.txt", edits });""",
+    "github": """
+  const found: unknown = await tools.github.search_repositories({ query: "isobind", perPage: 5 });
+  await tools.github.push_files({
+    owner: "o", repo: "r", branch: "main", message: "m",
+    files: [{ path: "a", content: "b" }] });""",
+    "sequential-thinking": """
+  const step = await tools.sequential_thinking.sequentialthinking({
+    thought: "t", nextThoughtNeeded: true, thoughtNumber: 1, totalThoughts: 2 });
+  const history: number = step.thoughtHistoryLength;""",
     "memory": """
   await tools.memory.create_entities({
     entities: [{ name: "Ada", entityType: "person", observations: ["wrote code"] }] });
@@ -60,53 +69,8 @@ USAGE = {
 }
 
 
-def tool_specs(server: str) -> list[ToolSpec]:
-    """Load a captured tool list, converting MCP wire form to `ToolSpec`."""
-    listing = json.loads((TOOL_LISTS / f"{server}.json").read_text())
-    specs = []
-    for tool in listing["tools"]:
-        hints = tool.get("annotations", {})
-        annotations = ToolAnnotations(
-            read_only=hints.get("readOnlyHint"),
-            destructive=hints.get("destructiveHint"),
-            idempotent=hints.get("idempotentHint"),
-            open_world=hints.get("openWorldHint"),
-        )
-        specs.append(
-            ToolSpec(
-                server=server,
-                name=tool["name"],
-                description=tool.get("description"),
-                input_schema=tool["inputSchema"],
-                output_schema=tool.get("outputSchema"),
-                title=tool.get("title"),
-                annotations=annotations,
-            )
-        )
-    return specs
-
-
 def tool(name: str, input_schema: Any, *, server: str = "s", **fields: Any) -> ToolSpec:
     return ToolSpec(server=server, name=name, input_schema=input_schema, **fields)
-
-
-def compile_typescript(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "check.ts"
-    path.write_text(source)
-    command = [str(TSC), "--strict", "--noEmit", "--target", "es2022", "--lib", "es2022", str(path)]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-
-
-def assert_compiles(tmp_path: Path, source: str) -> None:
-    result = compile_typescript(tmp_path, source)
-    numbered = "\n".join(f"{n:4} {line}" for n, line in enumerate(source.splitlines(), 1))
-    assert result.returncode == 0, f"tsc failed:\n{result.stdout}{result.stderr}\n{numbered}"
-
-
-def in_async_function(body: str) -> str:
-    return f"async function main(): Promise<void> {{{body}\n}}\n"
 
 
 # Naming
@@ -438,13 +402,18 @@ def test_render_schema_compiles(tmp_path: Path, schema: Any, expected: str) -> N
 # Whole APIs
 
 
-@pytest.mark.parametrize("server", sorted(USAGE), ids=sorted(USAGE))
+def test_corpus_has_usage_servers() -> None:
+    assert set(USAGE) <= set(corpus_servers())
+
+
+@pytest.mark.parametrize("server", corpus_servers(), ids=corpus_servers())
 def test_real_tool_list_renders(server: str) -> None:
     specs = tool_specs(server)
     api = render_api(specs)
+    server_id = to_identifier(server)
     assert len(api.bindings) == len(specs)
-    assert api.servers == {server: server}
-    assert f"declare namespace tools.{server} {{" in api.declaration
+    assert api.servers == {server_id: server}
+    assert f"declare namespace tools.{server_id} {{" in api.declaration
 
 
 @needs_tsc
@@ -456,7 +425,7 @@ def test_real_tool_list_compiles(tmp_path: Path, server: str) -> None:
 
 @needs_tsc
 def test_all_servers_compile_together(tmp_path: Path) -> None:
-    specs = [spec for server in sorted(USAGE) for spec in tool_specs(server)]
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
     api = render_api(specs)
     assert_compiles(tmp_path, api.declaration + in_async_function("".join(USAGE.values())))
 
@@ -924,3 +893,52 @@ def test_arbitrary_schema_never_raises(schema: Any) -> None:
     finally:
         logging.getLogger("isobind._typescript").disabled = False
     assert "function t(" in api.declaration
+
+
+# Precision
+
+
+def test_corpus_has_no_fallbacks() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    assert type_fallbacks(specs) == ()
+
+
+def test_corpus_declares_no_any() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    code = re.sub(r"/\*.*?\*/", "", render_api(specs).declaration, flags=re.DOTALL)
+    assert re.search(r"\bany\b", code) is None
+
+
+FALLBACK_CASES = {
+    "empty schema": ({"properties": {"a": {}}}, 0),
+    "true schema": ({"properties": {"a": True}}, 0),
+    "free-form map": ({"properties": {"a": {"type": "object"}}}, 0),
+    "array without items": ({"properties": {"a": {"type": "array"}}}, 0),
+    "any of with anything": ({"properties": {"a": {"anyOf": [{"type": "string"}, {}]}}}, 0),
+    "remote ref": ({"properties": {"a": {"$ref": "https://example.com/s.json"}}}, 1),
+    "missing ref": ({"properties": {"a": {"$ref": "#/$defs/nothing"}}}, 1),
+    "unknown type name": ({"properties": {"a": {"type": "decimal"}}}, 1),
+    "schema not an object": ({"properties": {"a": 5, "b": "x"}}, 2),
+    "properties not an object": ({"properties": []}, 1),
+    "index too wide": (
+        {
+            "properties": {f"p{n}": {"enum": [f"value number {n}"]} for n in range(8)},
+            "additionalProperties": {"type": "boolean"},
+        },
+        1,
+    ),
+    "too deep": ({"properties": {"a": nested_arrays(MAX_DEPTH + 5)}}, 1),
+}
+
+
+@pytest.mark.parametrize(("schema", "expected"), FALLBACK_CASES.values(), ids=FALLBACK_CASES.keys())
+def test_fallbacks_counted(schema: Any, expected: int) -> None:
+    fallbacks = type_fallbacks([tool("t", schema)])
+    assert len(fallbacks) == expected, fallbacks
+
+
+def test_fallback_names_tool_and_place() -> None:
+    schema = {"properties": {"a": {"$ref": "https://example.com/s.json"}}}
+    (fallback,) = type_fallbacks([tool("fetch-it", schema, server="web")])
+    assert fallback.startswith("MCP server 'web', tool 'fetch-it', input schema: ")
+    assert "#/properties/a/$ref" in fallback

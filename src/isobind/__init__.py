@@ -22,6 +22,7 @@ from ._functions import FunctionTools
 from ._providers import AnthropicProvider, OpenAIProvider
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
+from ._search import ServerSummary
 from ._toolbox import Toolbox
 from ._tools import ToolAnnotations, ToolSpec
 
@@ -69,6 +70,7 @@ __all__ = [
     "OpenAIProvider",
     "SandboxError",
     "ServerPolicy",
+    "ServerSummary",
     "StdioServer",
     "ToolAnnotations",
     "ToolSpec",

@@ -44,7 +44,7 @@ from ._errors import ApiError
 from ._naming import is_identifier_name, to_identifier, to_type_name
 from ._tools import ToolAnnotations, ToolSpec
 
-__all__ = ["Api", "render_api", "render_schema"]
+__all__ = ["Api", "render_api", "render_schema", "type_fallbacks"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,13 @@ class Api:
     """The original tool behind each (server identifier, tool identifier) pair."""
     servers: Mapping[str, str]
     """The configured server name behind each server identifier."""
+    fallbacks: tuple[str, ...] = ()
+    """Each place typed `unknown` although its schema gave a type, with the tool and the reason.
+
+    A malformed or unresolvable part of a schema, a schema past a size limit and
+    an index signature too wide to spell out all end up here. `unknown` for a
+    schema that allows anything (`{}`, `true`, a free-form map) does not.
+    """
 
 
 # Operator precedence of a rendered type, so that `(a | b)[]` gets its brackets.
@@ -139,12 +146,17 @@ class _LimitExceeded(Exception):
 
 
 def render_api(
-    tools: Sequence[ToolSpec], *, server_descriptions: Mapping[str, str] | None = None
+    tools: Sequence[ToolSpec],
+    *,
+    server_descriptions: Mapping[str, str] | None = None,
+    log_problems: bool = True,
 ) -> Api:
     """Render `tools` as one TypeScript declaration with a namespace per server.
 
     Servers and tools keep their order of first appearance. `server_descriptions`
-    maps configured server names to text shown in the namespace's JSDoc.
+    maps configured server names to text shown in the namespace's JSDoc. With
+    `log_problems=False` schema problems are not logged, for a second rendering
+    of tools whose problems were logged when they were first rendered.
 
     Raises:
         ApiError: two servers, or two tools of one server, map to the same identifier.
@@ -154,8 +166,9 @@ def render_api(
 
     blocks = [_HEADER]
     bindings: dict[tuple[str, str], ToolSpec] = {}
+    fallbacks: list[str] = []
     for server_id, server_name in servers.items():
-        scope = _TypeScope(indent=_INDENT)
+        scope = _TypeScope(indent=_INDENT, log_problems=log_problems, fallbacks=fallbacks)
         lines = _namespace_doc(server_id, server_name, descriptions.get(server_name))
         lines.append(f"declare namespace tools.{server_id} {{")
         for tool_id, spec in tools_by_server[server_id].items():
@@ -171,7 +184,17 @@ def render_api(
         declaration="\n".join(blocks) + "\n",
         bindings=MappingProxyType(bindings),
         servers=MappingProxyType(servers),
+        fallbacks=tuple(fallbacks),
     )
+
+
+def type_fallbacks(tools: Sequence[ToolSpec]) -> tuple[str, ...]:
+    """Return each place in the API of `tools` typed `unknown` although its schema gave a type.
+
+    Each entry names the server, the tool, the schema and the JSON Pointer of
+    the place, and says why. The rendering behind it logs nothing.
+    """
+    return render_api(tools, log_problems=False).fallbacks
 
 
 def render_schema(schema: dict[str, Any] | bool, *, name: str = "Schema") -> str:
@@ -302,10 +325,14 @@ def _render_document(
     except (_LimitExceeded, RecursionError) as error:
         scope.restore(snapshot)
         reason = _log_text(str(error)) if isinstance(error, _LimitExceeded) else "too deeply nested"
-        logger.warning("%s: typed as unknown because it is %s", context, reason)
+        scope.fallbacks.append(f"{context}: whole schema, {reason}")
+        if scope.log_problems:
+            logger.warning("%s: typed as unknown because it is %s", context, reason)
         return None
 
-    if renderer.problems:
+    scope.fallbacks.extend(f"{context}: {_log_text(place)}" for place in renderer.fallbacks)
+
+    if renderer.problems and scope.log_problems:
         shown = "; ".join(
             _log_text(problem) for problem in renderer.problems[:_MAX_PROBLEMS_LOGGED]
         )
@@ -326,8 +353,12 @@ class _TypeScope:
     # `Promise` is used in every signature, so no local type may shadow it.
     _RESERVED = frozenset({"Promise"})
 
-    def __init__(self, *, indent: str) -> None:
+    def __init__(
+        self, *, indent: str, log_problems: bool = True, fallbacks: list[str] | None = None
+    ) -> None:
         self.indent = indent
+        self.log_problems = log_problems
+        self.fallbacks = fallbacks if fallbacks is not None else []
         self.names: set[str] = set(self._RESERVED)
         self.by_key: dict[tuple[str, str, str], str] = {}
 
@@ -374,6 +405,9 @@ class _Renderer:
         self.root = root
         self.root_name = root_name
         self.problems: list[str] = []
+        # Places typed `unknown` although the schema gave a type: every problem,
+        # and index signatures too wide to spell out.
+        self.fallbacks: list[str] = []
         self.declarations: list[str] = []
         self.root_referenced = False
         self._nodes = 0
@@ -411,6 +445,7 @@ class _Renderer:
 
     def _problem(self, path: str, message: str) -> _Type:
         self.problems.append(f"{_clip_path(path)}: {message}")
+        self.fallbacks.append(self.problems[-1])
         return _UNKNOWN
 
     # Schemas
@@ -559,6 +594,9 @@ class _Renderer:
                 value = _union([value, *property_types, *optional])
                 if len(value.text) > _MAX_INDEX_UNION_CHARS or "\n" in value.text:
                     value = _UNKNOWN
+                    self.fallbacks.append(
+                        f"{_clip_path(path)}: index signature too wide to spell out"
+                    )
             members.append((doc, f"[key: string]: {value.text}"))
 
         return _Type(_object_literal(members, indent), kind=_Kind.OBJECT)
@@ -704,6 +742,7 @@ class _Renderer:
         if not reference.startswith("#/") and reference != "#":
             # Remote references and `$anchor` names would need other documents or an index.
             self.problems.append(f"{_clip_path(path)}: cannot resolve {_clip(reference)!r}")
+            self.fallbacks.append(self.problems[-1])
             return _Type(
                 f"unknown /* $ref {_comment_text(_clip(reference))} */", kind=_Kind.UNKNOWN
             )
