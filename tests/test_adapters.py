@@ -161,3 +161,12 @@ async def test_langchain_tool_scrubs_secret(toolbox: Toolbox) -> None:
     output = await tool.ainvoke({"code": "return await tools.math.reveal({});"})
     assert "the secret is [REDACTED]" in output
     assert SECRET not in output
+
+
+async def test_adapter_search_mode_description(toolbox: Toolbox) -> None:
+    from isobind.adapters.langchain import code_mode_tool
+
+    tool = code_mode_tool(toolbox, api="search")
+    assert "function searchTools(" in tool.description
+    assert "- tools.math (2 tools)" in tool.description
+    assert "function add(" not in tool.description

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from isobind import FunctionTools, ModelError, Toolbox
-from isobind._agent import Agent, AgentLimits
+from isobind._agent import Agent, AgentLimits, system_prompt
 from isobind._codemode import format_execution
 from isobind._providers import AnthropicProvider, OpenAIProvider, Provider
 
@@ -198,3 +198,37 @@ async def test_console_output_follows_result(toolbox: Toolbox) -> None:
     feedback = format_execution(result, code, toolbox.callable_tools)
     assert '"sum": 3' in feedback
     assert "Console output:\nstep 1\n[warn] careful" in feedback
+
+
+async def test_search_mode_prompt_lists_servers(toolbox: Toolbox) -> None:
+    prompt = system_prompt(toolbox, api="search")
+    assert "function multiply(" not in prompt
+    assert "- tools.math (2 tools)" in prompt
+    assert "function searchTools(" in prompt
+    assert "Rules for the code" in prompt
+
+
+async def test_auto_mode_declares_small_api(toolbox: Toolbox) -> None:
+    prompt = system_prompt(toolbox, api="auto")
+    assert "function multiply(input: MultiplyInput)" in prompt
+    assert "function searchTools(" not in prompt
+
+
+async def test_search_mode_session_finds_tool(toolbox: Toolbox, kind: Kind) -> None:
+    search = 'return await isobind.searchTools("multiply numbers", {detail: "declarations"});'
+    turns = [
+        Turn.code(search),
+        Turn.code("return await tools.math.multiply({a: 6, b: 7});"),
+        Turn(text="6 times 7 is 42."),
+    ]
+    with ScriptedModelServer(kind, turns) as server:
+        provider = provider_for(kind, server)
+        result = await Agent(toolbox, provider, api="search").run("Multiply 6 by 7.")
+        await provider.aclose()
+    assert result.status == "answered"
+    assert "function multiply(" in result.runs[0].feedback
+    second = result.runs[1].result
+    assert second is not None
+    assert second.result == 42
+    assert "function multiply(" not in server.requests[0].body.decode()
+    assert "function multiply(" in server.requests[1].body.decode()

@@ -22,8 +22,9 @@ import anyio.to_thread
 from ._codemode import (
     CODE_TOOL_NAME,
     CODE_TOOL_PARAMETERS,
+    ApiMode,
     format_execution,
-    instructions,
+    toolbox_instructions,
 )
 from ._providers import FunctionSpec, Message, ModelResponse, Provider, ToolCall, Usage
 from ._result import CallRecord, ExecutionResult
@@ -49,9 +50,9 @@ _CODE_TOOL_DESCRIPTION = (
 )
 
 
-def system_prompt(declaration: str, *, timeout: float) -> str:
+def system_prompt(toolbox: Toolbox, *, api: ApiMode = "auto") -> str:
     """Return the system prompt: the task of the model, the rules for the code and the API."""
-    return f"{_SYSTEM_INTRO}\n{instructions(declaration, timeout=timeout)}"
+    return f"{_SYSTEM_INTRO}\n{toolbox_instructions(toolbox, api=api)}"
 
 
 CODE_TOOL = FunctionSpec(CODE_TOOL_NAME, _CODE_TOOL_DESCRIPTION, CODE_TOOL_PARAMETERS)
@@ -147,7 +148,10 @@ class Agent:
     """Runs tasks with a model that writes code against a `Toolbox`.
 
     The toolbox must be open. The provider's API key should be among the
-    toolbox's secrets so that it is scrubbed wherever it might appear.
+    toolbox's secrets so that it is scrubbed wherever it might appear. `api`
+    chooses how the system prompt gives the API: `"full"` declares every tool,
+    `"search"` lists the servers and the `isobind.searchTools` helpers, and
+    `"auto"` searches only when the declaration is too long for a prompt.
     """
 
     def __init__(
@@ -157,15 +161,17 @@ class Agent:
         *,
         limits: AgentLimits | None = None,
         events: AgentEvents | None = None,
+        api: ApiMode = "auto",
     ):
         self.toolbox = toolbox
         self.provider = provider
+        self.api = api
         self.limits = limits if limits is not None else AgentLimits()
         self.events = events if events is not None else AgentEvents()
 
     @property
     def system_prompt(self) -> str:
-        return system_prompt(self.toolbox.declaration, timeout=self.toolbox.limits.timeout)
+        return system_prompt(self.toolbox, api=self.api)
 
     async def run(self, task: str) -> AgentResult:
         """Run one session for `task` and return its outcome.
@@ -212,6 +218,9 @@ class Agent:
                 return "max_turns", None
             if session.usage.total_tokens >= limits.max_tokens:
                 return "max_tokens", None
+            # NOTE: streamed text is scrubbed piece by piece, so a secret split across
+            # two pieces reaches the events unscrubbed. The model is never sent a
+            # secret, and the final answer is scrubbed whole.
             response = await self.provider.complete(
                 system=system,
                 messages=session.messages,

@@ -8,13 +8,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
 
 from . import __version__
 from ._agent import Agent, AgentEvents, AgentLimits, AgentResult
+from ._codemode import MAX_FULL_API_CHARS, ApiMode
 from ._config import Config, load_config
 from ._display import TerminalEvents, print_answer
 from ._errors import ApiError, ConfigError, ModelError, UpstreamError
@@ -228,6 +229,14 @@ def run_command(
         int,
         typer.Option("--max-output-tokens", help="Output tokens per model response.", min=1),
     ] = _DEFAULT_AGENT_LIMITS.max_output_tokens,
+    api: Annotated[
+        str,
+        typer.Option(
+            help="How the prompt gives the API: full (every declaration), search (servers "
+            "and the isobind.searchTools helpers) or auto "
+            f"(search past {MAX_FULL_API_CHARS:,} characters of declaration)."
+        ),
+    ] = "auto",
     as_json: Annotated[
         bool,
         typer.Option(
@@ -250,6 +259,9 @@ def run_command(
 ) -> None:
     """Let a model do TASK by writing code against the tools of the configured servers."""
     provider_name = provider or ("anthropic" if model.startswith("claude") else "openai")
+    if api not in ("full", "search", "auto"):
+        _setup_logging(verbose)
+        raise _fail_setup(ValueError(f"unknown --api {api!r}; use full, search or auto"))
     if provider_name not in DEFAULT_KEY_VARIABLES:
         _setup_logging(verbose)
         raise _fail_setup(
@@ -278,7 +290,9 @@ def run_command(
     async def run() -> AgentResult:
         try:
             async with _run_toolbox(loaded, timeout, memory_mb, audit, secrets) as toolbox:
-                agent = Agent(toolbox, model_provider, limits=limits, events=events)
+                agent = Agent(
+                    toolbox, model_provider, limits=limits, events=events, api=cast(ApiMode, api)
+                )
                 return await agent.run(task)
         finally:
             await model_provider.aclose()

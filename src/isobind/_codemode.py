@@ -10,9 +10,10 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._result import ExecutionError, ExecutionResult
+from ._search import DISCOVERY_DECLARATION, ServerSummary
 
 if TYPE_CHECKING:
     from ._toolbox import Toolbox
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CODE_TOOL_NAME",
     "CODE_TOOL_PARAMETERS",
-    "code_tool_description",
+    "ApiMode",
     "describe_code_tool",
     "execute_for_model",
     "format_execution",
     "instructions",
+    "search_instructions",
+    "toolbox_instructions",
 ]
 
 CODE_TOOL_NAME = "execute_typescript"
@@ -66,23 +69,64 @@ Rules for the code:
 """
 
 
+ApiMode = Literal["full", "search", "auto"]
+"""How the model learns the API: the whole declaration, search helpers, or by size."""
+
+# Past this many characters of declaration, "auto" switches to search mode. It is
+# about 10,000 tokens by the rule of thumb of four characters per token.
+MAX_FULL_API_CHARS = 40_000
+
+_SEARCH_INTRO = """\
+The `tools` global has {tool_count} tools on {server_count} servers, not declared
+here. Find what you need from inside your code with the `isobind` global
+declared below. For example, `return await isobind.searchTools("commits of a
+repository", {{detail: "declarations"}})` returns the declarations of the best
+matches. Read them, then call the tools in the next run. Search before you
+call a tool whose declaration you have not read.
+"""
+
+
 def instructions(declaration: str, *, timeout: float) -> str:
     """Return the rules for the code followed by the TypeScript API of the tools."""
     rules = _RULES.format(timeout=timeout)
     return f"{rules}\nThe API of the `tools` global:\n\n```ts\n{declaration.rstrip()}\n```\n"
 
 
-def code_tool_description(declaration: str, *, timeout: float) -> str:
-    """Return the description of the code tool for frameworks whose prompt isobind does not own.
-
-    It carries the rules and the whole API, because the model sees nothing else
-    of the sandbox.
-    """
-    summary = (
-        "Run TypeScript in a fresh sandbox that can call the tools declared below, "
-        "and return what the code returns, its console output or its error."
+def search_instructions(servers: Sequence[ServerSummary], *, timeout: float) -> str:
+    """Return the rules for the code, the servers and the tool-search API, for large APIs."""
+    rules = _RULES.format(timeout=timeout)
+    tool_count = sum(server.tool_count for server in servers)
+    intro = _SEARCH_INTRO.format(tool_count=tool_count, server_count=len(servers))
+    lines = []
+    for server in servers:
+        about = server.title or server.description or ""
+        suffix = f": {_first_line(about)}" if about else ""
+        lines.append(f"- tools.{server.name} ({server.tool_count} tools){suffix}")
+    listing = "\n".join(lines)
+    return (
+        f"{rules}\n{intro}\nServers:\n{listing}\n\n"
+        f"The API of the `isobind` global:\n\n```ts\n{DISCOVERY_DECLARATION.rstrip()}\n```\n"
     )
-    return f"{summary}\n\n{instructions(declaration, timeout=timeout)}"
+
+
+def toolbox_instructions(toolbox: Toolbox, *, api: ApiMode = "auto") -> str:
+    """Return the rules and the API of an open `toolbox`, whole or through search.
+
+    `api="auto"` gives the whole declaration unless it is longer than
+    `MAX_FULL_API_CHARS`, and the servers with the search helpers otherwise.
+    """
+    if api not in ("full", "search", "auto"):
+        raise ValueError(f"api must be 'full', 'search' or 'auto', not {api!r}")
+    declaration = toolbox.declaration
+    timeout = toolbox.limits.timeout
+    if api == "full" or (api == "auto" and len(declaration) <= MAX_FULL_API_CHARS):
+        return instructions(declaration, timeout=timeout)
+    return search_instructions(toolbox.list_servers(), timeout=timeout)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 160 else f"{line[:160]}…"
 
 
 def format_execution(
@@ -242,6 +286,14 @@ async def execute_for_model(toolbox: Toolbox, code: str) -> str:
     return toolbox.redactor.scrub_text(feedback)
 
 
-def describe_code_tool(toolbox: Toolbox) -> str:
-    """Return the code tool's description for an open `toolbox`: rules and API."""
-    return code_tool_description(toolbox.declaration, timeout=toolbox.limits.timeout)
+def describe_code_tool(toolbox: Toolbox, *, api: ApiMode = "auto") -> str:
+    """Return the code tool's description for frameworks whose prompt isobind does not own.
+
+    It carries the rules and the API (see `toolbox_instructions`), because the
+    model reads nothing else about the sandbox.
+    """
+    summary = (
+        "Run TypeScript in a fresh sandbox that can call the tools described below, "
+        "and return what the code returns, its console output or its error."
+    )
+    return f"{summary}\n\n{toolbox_instructions(toolbox, api=api)}"

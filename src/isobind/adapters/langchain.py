@@ -20,7 +20,7 @@ from __future__ import annotations
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from .._codemode import CODE_TOOL_NAME, describe_code_tool, execute_for_model
+from .._codemode import CODE_TOOL_NAME, ApiMode, describe_code_tool, execute_for_model
 from .._toolbox import Toolbox
 
 __all__ = ["code_mode_tool"]
@@ -32,11 +32,15 @@ class CodeInput(BaseModel):
     code: str = Field(description="TypeScript, run as the body of an async function.")
 
 
-def code_mode_tool(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> StructuredTool:
+def code_mode_tool(
+    toolbox: Toolbox, *, name: str = CODE_TOOL_NAME, api: ApiMode = "auto"
+) -> StructuredTool:
     """Return a tool, `name`, that runs TypeScript in `toolbox`.
 
     The toolbox must be open: the tool's description is built from its API
-    when this function is called.
+    when this function is called. `api` chooses whether the description
+    declares every tool (`"full"`), lists the servers and the tool-search
+    helpers (`"search"`), or searches only for a large API (`"auto"`).
     """
 
     async def execute_typescript(code: str) -> str:
@@ -45,6 +49,6 @@ def code_mode_tool(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> Structure
     return StructuredTool.from_function(
         coroutine=execute_typescript,
         name=name,
-        description=describe_code_tool(toolbox),
+        description=describe_code_tool(toolbox, api=api),
         args_schema=CodeInput,
     )

@@ -21,6 +21,7 @@ from agents.tool_context import ToolContext
 from .._codemode import (
     CODE_TOOL_NAME,
     CODE_TOOL_PARAMETERS,
+    ApiMode,
     describe_code_tool,
     execute_for_model,
 )
@@ -29,11 +30,15 @@ from .._toolbox import Toolbox
 __all__ = ["code_mode_tool"]
 
 
-def code_mode_tool(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> FunctionTool:
+def code_mode_tool(
+    toolbox: Toolbox, *, name: str = CODE_TOOL_NAME, api: ApiMode = "auto"
+) -> FunctionTool:
     """Return a function tool, `name`, that runs TypeScript in `toolbox`.
 
     The toolbox must be open: the tool's description is built from its API
-    when this function is called.
+    when this function is called. `api` chooses whether the description
+    declares every tool (`"full"`), lists the servers and the tool-search
+    helpers (`"search"`), or searches only for a large API (`"auto"`).
     """
 
     async def invoke(context: ToolContext[Any], arguments: str) -> str:
@@ -48,7 +53,7 @@ def code_mode_tool(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> FunctionT
 
     return FunctionTool(
         name=name,
-        description=describe_code_tool(toolbox),
+        description=describe_code_tool(toolbox, api=api),
         params_json_schema=CODE_TOOL_PARAMETERS,
         on_invoke_tool=invoke,
         strict_json_schema=True,

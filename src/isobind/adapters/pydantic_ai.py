@@ -16,17 +16,21 @@ from typing import Any
 
 from pydantic_ai import FunctionToolset, Tool
 
-from .._codemode import CODE_TOOL_NAME, describe_code_tool, execute_for_model
+from .._codemode import CODE_TOOL_NAME, ApiMode, describe_code_tool, execute_for_model
 from .._toolbox import Toolbox
 
 __all__ = ["code_mode_toolset"]
 
 
-def code_mode_toolset(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> FunctionToolset[Any]:
+def code_mode_toolset(
+    toolbox: Toolbox, *, name: str = CODE_TOOL_NAME, api: ApiMode = "auto"
+) -> FunctionToolset[Any]:
     """Return a toolset whose one tool, `name`, runs TypeScript in `toolbox`.
 
     The toolbox must be open: the tool's description is built from its API
-    when this function is called.
+    when this function is called. `api` chooses whether the description
+    declares every tool (`"full"`), lists the servers and the tool-search
+    helpers (`"search"`), or searches only for a large API (`"auto"`).
     """
 
     async def execute_typescript(code: str) -> str:
@@ -41,6 +45,6 @@ def code_mode_toolset(toolbox: Toolbox, *, name: str = CODE_TOOL_NAME) -> Functi
         execute_typescript,
         takes_ctx=False,
         name=name,
-        description=describe_code_tool(toolbox),
+        description=describe_code_tool(toolbox, api=api),
     )
     return FunctionToolset([tool])
