@@ -232,3 +232,14 @@ async def test_search_mode_session_finds_tool(toolbox: Toolbox, kind: Kind) -> N
     assert second.result == 42
     assert "function multiply(" not in server.requests[0].body.decode()
     assert "function multiply(" in server.requests[1].body.decode()
+
+
+async def test_secret_in_task_is_scrubbed(toolbox: Toolbox) -> None:
+    with ScriptedModelServer("openai", [Turn(text="noted")]) as server:
+        provider = provider_for("openai", server)
+        result = await Agent(toolbox, provider).run(f"Remember the key {API_KEY}.")
+        await provider.aclose()
+    assert result.status == "answered"
+    body = server.requests[0].body.decode()
+    assert API_KEY not in body
+    assert "Remember the key [REDACTED]." in body

@@ -182,7 +182,8 @@ class Agent:
         session_id = uuid.uuid4().hex
         started_at = datetime.datetime.now(datetime.UTC)
         started = time.monotonic()
-        session = _Session(messages=[Message("user", task)])
+        scrub = self.toolbox.redactor.scrub_text
+        session = _Session(messages=[Message("user", scrub(task))])
         logger.info("session %s started with model %s", session_id, self.provider.model)
         try:
             status, answer = await self._loop(session)
@@ -211,16 +212,18 @@ class Agent:
 
     async def _loop(self, session: _Session) -> tuple[Status, str | None]:
         limits = self.limits
-        system = self.system_prompt
         scrub = self.toolbox.redactor.scrub_text
+        # Tool descriptions come from the servers, which may quote their own secrets.
+        system = scrub(self.system_prompt)
         while True:
             if session.turns >= limits.max_turns:
                 return "max_turns", None
             if session.usage.total_tokens >= limits.max_tokens:
                 return "max_tokens", None
             # NOTE: streamed text is scrubbed piece by piece, so a secret split across
-            # two pieces reaches the events unscrubbed. The model is never sent a
-            # secret, and the final answer is scrubbed whole.
+            # two pieces reaches the events unscrubbed. Everything sent to the model
+            # is scrubbed, so it can only write a secret it guessed, and the final
+            # answer is scrubbed whole.
             response = await self.provider.complete(
                 system=system,
                 messages=session.messages,

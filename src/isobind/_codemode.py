@@ -70,7 +70,7 @@ Rules for the code:
 
 
 ApiMode = Literal["full", "search", "auto"]
-"""How the model learns the API: the whole declaration, search helpers, or by size."""
+"""The way the model gets the API: the whole declaration, search helpers, or by size."""
 
 # Past this many characters of declaration, "auto" switches to search mode. It is
 # about 10,000 tokens by the rule of thumb of four characters per token.
