@@ -247,7 +247,10 @@ async def _read_openai_stream(stream: Any, on_text: TextCallback | None) -> Mode
                 if part.id:
                     call["id"] = part.id
                 if part.function is not None:
-                    call["name"] += part.function.name or ""
+                    # OpenAI sends the name once; some compatible servers repeat it.
+                    name = part.function.name or ""
+                    if name != call["name"]:
+                        call["name"] += name
                     call["arguments"].append(part.function.arguments or "")
             if choice.finish_reason is not None:
                 stop_reason = choice.finish_reason
