@@ -57,6 +57,8 @@ class ScriptedModelServer:
 
     kind: Kind
     turns: list[Turn]
+    repeat_tool_names: bool = False
+    """Send the function name in every streamed chunk of a call (OpenAI format only)."""
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -109,7 +111,9 @@ def _handler_for(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             payload = json.loads(body)
             input_tokens = len(body) // 4
             if server.kind == "openai":
-                events = _openai_events(turn, index, payload["model"], input_tokens)
+                events = _openai_events(
+                    turn, index, payload["model"], input_tokens, server.repeat_tool_names
+                )
             else:
                 events = _anthropic_events(turn, index, payload["model"], input_tokens)
             if payload.get("stream"):
@@ -150,7 +154,7 @@ def _output_tokens(turn: Turn) -> int:
 
 
 def _openai_events(
-    turn: Turn, index: int, model: str, input_tokens: int
+    turn: Turn, index: int, model: str, input_tokens: int, repeat_names: bool
 ) -> Iterator[tuple[str | None, Any]]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -173,7 +177,10 @@ def _openai_events(
         }
         yield None, chunk({"tool_calls": [start]})
         for piece in _pieces(json.dumps(arguments)):
-            yield None, chunk({"tool_calls": [{"index": number, "function": {"arguments": piece}}]})
+            function = {"arguments": piece}
+            if repeat_names:
+                function["name"] = name
+            yield None, chunk({"tool_calls": [{"index": number, "function": function}]})
     yield None, chunk({}, "tool_calls" if turn.calls else "stop")
     usage = {
         "prompt_tokens": input_tokens,

@@ -243,3 +243,14 @@ async def test_secret_in_task_is_scrubbed(toolbox: Toolbox) -> None:
     body = server.requests[0].body.decode()
     assert API_KEY not in body
     assert "Remember the key [REDACTED]." in body
+
+
+async def test_repeated_tool_name_chunks_accepted(toolbox: Toolbox) -> None:
+    turns = [Turn.code("return await tools.math.add({a: 1, b: 1});"), Turn(text="2")]
+    with ScriptedModelServer("openai", turns, repeat_tool_names=True) as server:
+        provider = provider_for("openai", server)
+        result = await Agent(toolbox, provider).run("Add 1 and 1.")
+        await provider.aclose()
+    run = result.runs[0].result
+    assert run is not None
+    assert run.result == 2

@@ -247,7 +247,7 @@ async def _read_openai_stream(stream: Any, on_text: TextCallback | None) -> Mode
                 if part.id:
                     call["id"] = part.id
                 if part.function is not None:
-                    # OpenAI sends the name once; some compatible servers repeat it.
+                    # OpenAI sends the name once; a server that repeats it gets the same name.
                     name = part.function.name or ""
                     if name != call["name"]:
                         call["name"] += name
