@@ -6,6 +6,7 @@ Credentials stay on the host; the only way out of an isolate is a call on the
 
 from __future__ import annotations
 
+from ._agent import Agent, AgentEvents, AgentLimits, AgentResult, CodeRun
 from ._audit import AuditLog
 from ._config import Config, HttpServer, ServerPolicy, StdioServer, load_config, parse_config
 from ._errors import (
@@ -13,10 +14,12 @@ from ._errors import (
     ClosedError,
     ConfigError,
     IsobindError,
+    ModelError,
     SandboxError,
     UpstreamError,
 )
 from ._functions import FunctionTools
+from ._providers import AnthropicProvider, OpenAIProvider
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
 from ._search import ServerSummary
@@ -44,10 +47,16 @@ Any other name is an error the code itself threw (`TypeError`, `Error`, ...).
 
 __all__ = [
     "SANDBOX_ERROR_NAMES",
+    "Agent",
+    "AgentEvents",
+    "AgentLimits",
+    "AgentResult",
+    "AnthropicProvider",
     "ApiError",
     "AuditLog",
     "CallRecord",
     "ClosedError",
+    "CodeRun",
     "Config",
     "ConfigError",
     "ExecutionError",
@@ -57,6 +66,8 @@ __all__ = [
     "IsobindError",
     "Limits",
     "LogEntry",
+    "ModelError",
+    "OpenAIProvider",
     "SandboxError",
     "ServerPolicy",
     "ServerSummary",

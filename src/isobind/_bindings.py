@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mcp_types as types
@@ -79,9 +79,12 @@ class ToolRegistry:
 class CallDispatcher:
     """Handles the calls of one run and records them for the result and the audit."""
 
-    def __init__(self, registry: ToolRegistry):
+    def __init__(
+        self, registry: ToolRegistry, *, on_call: Callable[[CallRecord], None] | None = None
+    ):
         self.registry = registry
         self.records: list[CallRecord] = []
+        self._on_call = on_call
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
@@ -193,16 +196,17 @@ class CallDispatcher:
         error = None
         if not reply.ok:
             error = {"name": reply.error_name, "message": reply.error_message}
-        self.records.append(
-            CallRecord(
-                server=tool.server,
-                tool=tool.name,
-                input=redactor.scrub(recorded_input),
-                ok=reply.ok,
-                error=error,
-                duration_ms=(time.monotonic() - started) * 1000,
-            )
+        record = CallRecord(
+            server=tool.server,
+            tool=tool.name,
+            input=redactor.scrub(recorded_input),
+            ok=reply.ok,
+            error=error,
+            duration_ms=(time.monotonic() - started) * 1000,
         )
+        self.records.append(record)
+        if self._on_call is not None:
+            self._on_call(record)
 
 
 def _result_value(result: types.CallToolResult) -> Any:

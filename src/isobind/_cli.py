@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from ._config import load_config
-from ._errors import ApiError, ConfigError, UpstreamError
+from ._agent import Agent, AgentEvents, AgentLimits, AgentResult
+from ._codemode import MAX_FULL_API_CHARS, ApiMode
+from ._config import Config, load_config
+from ._display import TerminalEvents, print_answer
+from ._errors import ApiError, ConfigError, ModelError, UpstreamError
+from ._providers import AnthropicProvider, OpenAIProvider, Provider
+from ._redact import Redactor
 from ._result import ExecutionResult
 from ._sandbox import Limits
 from ._toolbox import Toolbox
@@ -65,12 +71,28 @@ def _root(
     """isobind: Code Mode for MCP tools, sandboxed in V8."""
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if redactor is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactingFilter(redactor))
+
+
+class _RedactingFilter(logging.Filter):
+    """Scrubs secrets from log records, because SDK debug logs may print requests."""
+
+    def __init__(self, redactor: Redactor):
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.scrub_text(record.getMessage())
+        record.args = None
+        return True
 
 
 def _fail_setup(error: Exception) -> typer.Exit:
@@ -175,6 +197,161 @@ def _print_human(result: ExecutionResult) -> None:
         return
     if result.result is not None:
         _out.print_json(data=result.result)
+
+
+_DEFAULT_AGENT_LIMITS = AgentLimits()
+
+DEFAULT_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+# Sent as the API key to a local server (given by --base-url) when the key's
+# variable is unset: vLLM, llama.cpp and Ollama accept any key by default, but
+# the OpenAI SDK requires one.
+_LOCAL_PLACEHOLDER_KEY = "isobind-no-key"
+
+
+@app.command("run")
+def run_command(
+    task: Annotated[str, typer.Argument(help="The task for the model, in plain words.")],
+    config: ConfigOption,
+    model: Annotated[str, typer.Option(help="Model name, such as gpt-4.1 or claude-sonnet-4-5.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="API to use: openai (any chat-completions server) or anthropic. "
+            "Default: anthropic for models named claude-*, else openai."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Base URL of the API, for vLLM, llama.cpp, Ollama "
+            "(http://localhost:11434/v1) or a proxy.",
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable that contains the API key. "
+            "Default: OPENAI_API_KEY or ANTHROPIC_API_KEY.",
+        ),
+    ] = None,
+    max_turns: Annotated[
+        int, typer.Option("--max-turns", help="Model responses per session.", min=1)
+    ] = _DEFAULT_AGENT_LIMITS.max_turns,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens",
+            help="Input plus output tokens per session, as the provider counts them.",
+            min=1,
+        ),
+    ] = _DEFAULT_AGENT_LIMITS.max_tokens,
+    max_output_tokens: Annotated[
+        int,
+        typer.Option("--max-output-tokens", help="Output tokens per model response.", min=1),
+    ] = _DEFAULT_AGENT_LIMITS.max_output_tokens,
+    api: Annotated[
+        str,
+        typer.Option(
+            help="How the prompt gives the API: full (every declaration), search (servers "
+            "and the isobind.searchTools helpers) or auto "
+            f"(search past {MAX_FULL_API_CHARS:,} characters of declaration)."
+        ),
+    ] = "auto",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object: status, answer, runs, usage, conversation."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Wall-clock limit for each code run, in seconds.", min=0.001),
+    ] = None,
+    memory_mb: Annotated[
+        int | None,
+        typer.Option("--memory-mb", help="V8 heap limit for each code run, in MiB.", min=1),
+    ] = None,
+    audit: Annotated[
+        Path | None,
+        typer.Option(help="Append each code run and the session (JSON Lines) to this file."),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Let a model do TASK by writing code against the tools of the configured servers."""
+    provider_name = provider or ("anthropic" if model.startswith("claude") else "openai")
+    if api not in ("full", "search", "auto"):
+        _setup_logging(verbose)
+        raise _fail_setup(ValueError(f"unknown --api {api!r}; use full, search or auto"))
+    if provider_name not in DEFAULT_KEY_VARIABLES:
+        _setup_logging(verbose)
+        raise _fail_setup(
+            ValueError(f"unknown provider {provider_name!r}; use openai or anthropic")
+        )
+    variable = api_key_env or DEFAULT_KEY_VARIABLES[provider_name]
+    api_key = os.environ.get(variable, "")
+    if not api_key and base_url is None:
+        _setup_logging(verbose)
+        raise _fail_setup(
+            ValueError(f"{variable} is not set; export the {provider_name} API key in it")
+        )
+    secrets = [api_key] if api_key else []
+    _setup_logging(verbose, Redactor(secrets))
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    limits = AgentLimits(
+        max_turns=max_turns, max_tokens=max_tokens, max_output_tokens=max_output_tokens
+    )
+    model_provider = _build_provider(provider_name, model, api_key, base_url)
+    events = AgentEvents() if as_json else TerminalEvents(_err)
+
+    async def run() -> AgentResult:
+        try:
+            async with _run_toolbox(loaded, timeout, memory_mb, audit, secrets) as toolbox:
+                agent = Agent(
+                    toolbox, model_provider, limits=limits, events=events, api=cast(ApiMode, api)
+                )
+                return await agent.run(task)
+        finally:
+            await model_provider.aclose()
+
+    try:
+        result = asyncio.run(run())
+    except (ConfigError, ApiError, UpstreamError, ModelError) as error:
+        raise _fail_setup(RuntimeError(Redactor(secrets).scrub_text(str(error)))) from error
+
+    if as_json:
+        data = {"provider": provider_name, "model": model, **result.to_dict()}
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print_answer(_out, _err, result)
+    raise typer.Exit(0 if result.status == "answered" else EXIT_CODE_FAILED)
+
+
+def _build_provider(name: str, model: str, api_key: str, base_url: str | None) -> Provider:
+    key = api_key or _LOCAL_PLACEHOLDER_KEY
+    if name == "anthropic":
+        return AnthropicProvider(model, api_key=key, base_url=base_url)
+    return OpenAIProvider(model, api_key=key, base_url=base_url)
+
+
+def _run_toolbox(
+    config: Config,
+    timeout: float | None,
+    memory_mb: int | None,
+    audit: Path | None,
+    secrets: list[str],
+) -> Toolbox:
+    limits = Limits(
+        timeout=timeout if timeout is not None else config.timeout,
+        memory_mb=memory_mb if memory_mb is not None else config.memory_mb,
+    )
+    return Toolbox(config, limits=limits, audit=audit, secrets=secrets)
 
 
 @app.command("types")

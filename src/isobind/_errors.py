@@ -9,6 +9,7 @@ Errors raised by the sandboxed code never appear here: they come back as data in
     ├── ApiError             the developer: the tools cannot form one API
     ├── UpstreamError        run time: an MCP server failed to start or answer
     ├── SandboxError         run time: the V8 engine failed outside the code
+    ├── ModelError           run time: the model provider rejected or failed a request
     └── ClosedError          the developer: an object was used after close
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "IsobindError",
+    "ModelError",
     "SandboxError",
     "UpstreamError",
 ]
@@ -59,6 +61,14 @@ class UpstreamError(IsobindError):
 
 class SandboxError(IsobindError):
     """Raised when the V8 engine fails in a way that is not the sandboxed code's fault."""
+
+
+class ModelError(IsobindError):
+    """Raised when the model provider rejects a request or cannot be reached.
+
+    The message names the model and the provider's reason, such as an invalid
+    API key or an unknown model name.
+    """
 
 
 class ClosedError(IsobindError):

@@ -24,7 +24,7 @@ from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
-from ._result import ExecutionError, ExecutionResult, LogEntry
+from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import CallReply, CallRequest, Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._search import DISCOVERY_SERVER, ServerSummary, ToolCatalog, discovery_reply
 from ._tools import ToolSpec
@@ -78,6 +78,7 @@ class Toolbox:
         self._registry: ToolRegistry | None = None
         self._catalog: ToolCatalog | None = None
         self._declaration = ""
+        self._callable_tools: tuple[tuple[str, str], ...] = ()
         self._state = "new"
 
     @classmethod
@@ -160,8 +161,10 @@ class Toolbox:
         policies = self._policies()
         api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
+        allowed_api = render_api(allowed, log_problems=False)
         # The problems of these schemas were logged by the first rendering.
-        self._declaration = render_api(allowed, log_problems=False).declaration
+        self._declaration = allowed_api.declaration
+        self._callable_tools = tuple(sorted(allowed_api.bindings))
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
         self._catalog = _build_catalog(api, policies, sources)
         logger.info(
@@ -184,6 +187,12 @@ class Toolbox:
         """The TypeScript declaration of the `tools` global: the callable tools only."""
         self._require_open()
         return self._declaration
+
+    @property
+    def callable_tools(self) -> tuple[tuple[str, str], ...]:
+        """The (server, tool) identifiers of the callable tools, as code writes them."""
+        self._require_open()
+        return self._callable_tools
 
     @property
     def api(self) -> Api:
@@ -252,12 +261,14 @@ class Toolbox:
         timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
+        on_call: Callable[[CallRecord], None] | None = None,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
 
         The code sees the global `tools`; its return value, console output and
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
+        `on_call` receives the record of each tool call as soon as the call ends.
         """
         registry = self._require_open()
         limits = self.limits
@@ -267,7 +278,7 @@ class Toolbox:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
         started_at = datetime.datetime.now(datetime.UTC)
-        dispatcher = CallDispatcher(registry)
+        dispatcher = CallDispatcher(registry, on_call=on_call)
 
         try:
             javascript = erase_types(code)
