@@ -7,7 +7,7 @@ Credentials stay on the host; the only way out of an isolate is a call on the
 from __future__ import annotations
 
 from ._audit import AuditLog
-from ._config import Config, HttpServer, ServerPolicy, StdioServer, load_config
+from ._config import Config, HttpServer, StdioServer, load_config
 from ._errors import (
     ApiError,
     ClosedError,
@@ -17,6 +17,7 @@ from ._errors import (
     UpstreamError,
 )
 from ._functions import FunctionTools
+from ._policy import ServerPolicy
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
 from ._toolbox import Toolbox

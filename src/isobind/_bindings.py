@@ -11,15 +11,19 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
+import anyio
 import mcp_types as types
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 
-from ._config import ServerPolicy
+from ._approval import ApprovalRequest, Approver, ask
+from ._budget import RateWindows, RunBudget
 from ._functions import FunctionTools
-from ._policy import check_tool
+from ._inputs import describe_input_error
+from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
 from ._redact import Redactor
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
@@ -47,11 +51,19 @@ class ToolRegistry:
         sources: Mapping[str, ToolSource],
         policies: Mapping[str, ServerPolicy],
         redactor: Redactor,
+        *,
+        approver: Approver | None = None,
+        approval_timeout: float = 300.0,
+        approve_writes: bool = False,
     ):
         self.api = api
         self.sources = sources
         self.policies = policies
         self.redactor = redactor
+        self.approver = approver
+        self.approval_timeout = approval_timeout
+        self.approve_writes = approve_writes
+        self.windows = RateWindows()
         self._validators: dict[tuple[str, str], Any] = {}
 
     def validator(self, tool: ToolSpec) -> Any:
@@ -75,10 +87,16 @@ class ToolRegistry:
 
 
 class CallDispatcher:
-    """Handles the calls of one run and records them for the result and the audit."""
+    """Handles the calls of one run and records them for the result and the audit.
 
-    def __init__(self, registry: ToolRegistry):
+    In a dry run every tool not annotated read-only is answered with a
+    `PermissionDeniedError` instead of running, and its record is marked `dry_run`.
+    """
+
+    def __init__(self, registry: ToolRegistry, *, dry_run: bool = False):
         self.registry = registry
+        self.dry_run = dry_run
+        self.budget = RunBudget(registry.windows)
         self.records: list[CallRecord] = []
 
     async def __call__(self, request: CallRequest) -> CallReply:
@@ -89,9 +107,10 @@ class CallDispatcher:
                 "ToolError", f"tools.{request.server}.{request.tool} is not a known tool"
             )
         arguments, reply = self._parse_input(tool, request.input_text)
+        dry_run = False
         if reply is None:
-            reply = await self._checked_call(tool, arguments)
-        self._record(tool, arguments, request.input_text, reply, started)
+            reply, dry_run = await self._checked_call(tool, arguments)
+        self._record(tool, arguments, request.input_text, reply, started, dry_run=dry_run)
         return reply
 
     def _parse_input(
@@ -116,15 +135,58 @@ class CallDispatcher:
             return {}, CallReply.failure("ToolInputError", f"{label}: the input must be an object")
         return arguments, None
 
-    async def _checked_call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
+    async def _checked_call(
+        self, tool: ToolSpec, arguments: dict[str, Any]
+    ) -> tuple[CallReply, bool]:
+        """Check the call and make it; the flag is true when a dry run refused it."""
         registry = self.registry
         policy = registry.policies.get(tool.server, ServerPolicy.default())
         denial = check_tool(tool, policy)
         if denial is not None:
-            return CallReply.failure("PermissionDeniedError", denial.message(tool))
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
         invalid = self._validate(tool, arguments)
         if invalid is not None:
-            return CallReply.failure("ToolInputError", registry.redactor.scrub_text(invalid))
+            return CallReply.failure("ToolInputError", registry.redactor.scrub_text(invalid)), False
+        denial = check_arguments(tool, policy, arguments)
+        if denial is not None:
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
+        if self.dry_run and not _reads_only(tool):
+            denial = Denial("dryRun", "this is a dry run and the tool is not annotated read-only")
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), True
+        denial = self.budget.spend(tool, policy)
+        if denial is None:
+            denial = await self._approve(tool, policy, arguments)
+        if denial is not None:
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
+        return await self._call(tool, arguments), False
+
+    async def _approve(
+        self, tool: ToolSpec, policy: ServerPolicy, arguments: dict[str, Any]
+    ) -> Denial | None:
+        """Ask the approver when a rule requires it; return the rule when it does not agree."""
+        rule = _approval_rule(tool, policy, approve_writes=self.registry.approve_writes)
+        if rule is None:
+            return None
+        approver = self.registry.approver
+        if approver is None:
+            return Denial(rule, "the call needs approval and no approver is configured")
+
+        request = ApprovalRequest(tool.server, tool.name, self.registry.redactor.scrub(arguments))
+        timeout = self.registry.approval_timeout
+        try:
+            with anyio.fail_after(timeout):
+                approved = await ask(approver, request)
+        except TimeoutError:
+            return Denial(rule, f"the approver did not answer within {timeout:g} s")
+        except Exception as error:
+            logger.exception("approver failed for server %s tool %s", tool.server, tool.name)
+            return Denial(rule, f"the approver failed ({type(error).__name__})")
+        if not approved:
+            return Denial(rule, "the approver rejected the call")
+        return None
+
+    async def _call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
+        registry = self.registry
         source = registry.sources[tool.server]
         try:
             if isinstance(source, FunctionTools):
@@ -152,10 +214,8 @@ class CallDispatcher:
             return f"tools.{tool.server}.{tool.name}: the input is nested too deeply to check"
         if error is None:
             return None
-        where = "input" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )
-        return f"tools.{tool.server}.{tool.name}: {where}: {_truncate(error.message, 500)}"
+        detail = self.registry.redactor.scrub_text(describe_input_error(error))
+        return f"tools.{tool.server}.{tool.name}: {_truncate(detail, 1000)}"
 
     def _error_text(self, tool: ToolSpec, result: types.CallToolResult) -> str:
         texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
@@ -170,6 +230,8 @@ class CallDispatcher:
         input_text: str,
         reply: CallReply,
         started: float,
+        *,
+        dry_run: bool,
     ) -> None:
         redactor = self.registry.redactor
         recorded_input: Any = arguments if arguments or input_text == "{}" else input_text[:1000]
@@ -184,8 +246,28 @@ class CallDispatcher:
                 ok=reply.ok,
                 error=error,
                 duration_ms=(time.monotonic() - started) * 1000,
+                dry_run=dry_run,
             )
         )
+
+
+def _reads_only(tool: ToolSpec) -> bool:
+    annotations = tool.annotations
+    return annotations.read_only is True and annotations.destructive is not True
+
+
+def _approval_rule(tool: ToolSpec, policy: ServerPolicy, *, approve_writes: bool) -> str | None:
+    """Return the key path of the first rule that requires approval of `tool`, or `None`."""
+    prefix = f"isobind.servers.{tool.server}"
+    for pattern in policy.approve:
+        if fnmatchcase(tool.name, pattern):
+            return f"{prefix}.approve"
+    for key, rule in matching_rules(tool, policy):
+        if rule.approve:
+            return f"{key}.approve"
+    if approve_writes and not _reads_only(tool):
+        return "isobind.approveWrites"
+    return None
 
 
 def _result_value(result: types.CallToolResult) -> Any:

@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
 
 from . import __version__
+from ._approval import TerminalApprover
 from ._config import load_config
 from ._errors import ApiError, ConfigError, UpstreamError
 from ._result import ExecutionResult
@@ -98,9 +99,28 @@ def exec_command(
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Refuse every tool not annotated read-only, and report the calls refused.",
+        ),
+    ] = False,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Ask on the terminal before every call of a tool not annotated read-only.",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run FILE in a fresh V8 isolate against the tools of the configured servers."""
+    """Run FILE in a fresh V8 isolate against the tools of the configured servers.
+
+    Calls that need approval (by a rule in the config, or every writing tool with
+    --approve) are asked on stderr and answered with y or n on stdin, or on the
+    terminal when the code itself comes from stdin.
+    """
     _setup_logging(verbose)
     try:
         code = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -119,14 +139,25 @@ def exec_command(
     )
     filename = "stdin.ts" if str(file) == "-" else file.name
 
+    answers = _open_answers(from_stdin=str(file) == "-")
+
     async def run() -> ExecutionResult:
-        async with Toolbox(loaded, limits=limits, audit=audit) as toolbox:
-            return await toolbox.execute(code, filename=filename)
+        async with Toolbox(
+            loaded,
+            limits=limits,
+            audit=audit,
+            approve=None if answers is None else TerminalApprover(answers, sys.stderr),
+            approve_writes=True if approve else None,
+        ) as toolbox:
+            return await toolbox.execute(code, filename=filename, dry_run=dry_run)
 
     try:
         result = asyncio.run(run())
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
+    finally:
+        if answers is not None and answers is not sys.stdin:
+            answers.close()
 
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -135,12 +166,28 @@ def exec_command(
     raise typer.Exit(0 if result.ok else EXIT_CODE_FAILED)
 
 
+def _open_answers(*, from_stdin: bool) -> TextIO | None:
+    """Return where approval answers are read: stdin, or the terminal when stdin has code."""
+    if not from_stdin:
+        return sys.stdin
+    try:
+        return open("/dev/tty", encoding="utf-8")
+    except OSError:
+        # No controlling terminal: calls that need approval are rejected.
+        return None
+
+
 def _print_human(result: ExecutionResult) -> None:
     for entry in result.logs:
         console = _err if entry.level in ("warn", "error") else _out
         console.print(entry.message, markup=False)
     if result.logs_dropped:
         _err.print(f"({result.logs_dropped} console messages dropped: output limit)")
+    if result.dry_run:
+        _err.print(f"dry run: {len(result.would_call)} calls were not made", markup=False)
+        for call in result.would_call:
+            shown = json.dumps(call.input, ensure_ascii=False)
+            _err.print(f"  tools.{call.server}.{call.tool}({shown})", markup=False)
     if result.error is not None:
         error = result.error
         where = f" at line {error.line}, column {error.column}" if error.line else ""

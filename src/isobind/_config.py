@@ -25,22 +25,23 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from isobind._errors import ConfigError
+from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
 
 __all__ = [
     "Config",
     "HttpServer",
-    "ServerPolicy",
     "StdioServer",
     "load_config",
     "parse_config",
@@ -90,25 +91,6 @@ class HttpServer:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerPolicy:
-    """Tool-name filters and the read-only flag for one server, as set in the file.
-
-    `allow` and `deny` contain fnmatch-style globs over the server's tool names.
-    `allow=None` means the file set no allow list. This class only stores the
-    settings and does not filter tools.
-    """
-
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] = ()
-    read_only: bool = False
-
-    @classmethod
-    def default(cls) -> ServerPolicy:
-        """Return the policy of a server that has no entry under ``isobind.servers``."""
-        return cls()
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     """A validated config file.
 
@@ -125,6 +107,8 @@ class Config:
     timeout: float
     memory_mb: int
     audit: Path | None
+    approve_writes: bool = False
+    """Whether every tool not annotated read-only needs approval before it runs."""
 
 
 # The pydantic models below check only the JSON types. A key set to null counts as
@@ -145,12 +129,47 @@ class _ServerEntry(BaseModel):
     disabled: bool | None = None
 
 
+class _RateLimitEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    calls: Annotated[int, Field(ge=0)]
+    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _ArgumentEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    within: list[str] | None = None
+    one_of: list[Any] | None = Field(default=None, alias="oneOf")
+    minimum: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    maximum: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    pattern: str | None = None
+
+
+class _ToolEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    arguments: dict[str, _ArgumentEntry] | None = None
+    approve: bool | None = None
+    max_calls_per_run: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, alias="maxCallsPerRun"
+    )
+    rate_limit: _RateLimitEntry | None = Field(default=None, alias="rateLimit")
+
+
 class _PolicyEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     allow: list[str] | None = None
     deny: list[str] | None = None
     read_only: bool | None = Field(default=None, alias="readOnly")
+    deny_destructive: bool | None = Field(default=None, alias="denyDestructive")
+    approve: list[str] | None = None
+    max_calls_per_run: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, alias="maxCallsPerRun"
+    )
+    rate_limit: _RateLimitEntry | None = Field(default=None, alias="rateLimit")
+    tools: dict[str, _ToolEntry] | None = None
 
 
 class _IsobindSection(BaseModel):
@@ -159,6 +178,8 @@ class _IsobindSection(BaseModel):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     memory_mb: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="memoryMb")
     audit: str | None = None
+    default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
+    approve_writes: bool | None = Field(default=None, alias="approveWrites")
     servers: dict[str, _PolicyEntry] | None = None
 
 
@@ -236,7 +257,12 @@ def parse_config(
         servers[name] = _build_server(name, entry, resolver, base_dir)
 
     section = document.isobind or _IsobindSection()
-    policies = _build_policies(section.servers or {}, servers, disabled, file)
+    policies = _build_policies(
+        section.servers or {},
+        servers,
+        disabled,
+        _PolicyContext(file, base_dir, deny_by_default=section.default_policy == "deny"),
+    )
     return Config(
         path=None if path is None else path.absolute(),
         servers=MappingProxyType(servers),
@@ -245,6 +271,7 @@ def parse_config(
         timeout=_DEFAULT_TIMEOUT if section.timeout is None else float(section.timeout),
         memory_mb=_DEFAULT_MEMORY_MB if section.memory_mb is None else section.memory_mb,
         audit=_resolve_audit(section.audit, base_dir, file),
+        approve_writes=bool(section.approve_writes),
     )
 
 
@@ -451,13 +478,21 @@ def _build_http_server(name: str, entry: _ServerEntry, resolver: _Resolver) -> H
     return HttpServer(name=name, url=url, headers=MappingProxyType(headers))
 
 
+@dataclass(frozen=True, slots=True)
+class _PolicyContext:
+    file: str | None
+    base_dir: Path
+    deny_by_default: bool
+
+
 def _build_policies(
     entries: Mapping[str, _PolicyEntry],
     servers: Mapping[str, StdioServer | HttpServer],
     disabled: set[str],
-    file: str | None,
+    context: _PolicyContext,
 ) -> dict[str, ServerPolicy]:
-    policies = dict.fromkeys(servers, ServerPolicy.default())
+    default = ServerPolicy(deny_by_default=context.deny_by_default)
+    policies = dict.fromkeys(servers, default)
     for name, entry in entries.items():
         # A policy may outlive a server switched off with "disabled": true.
         if name in disabled:
@@ -468,14 +503,75 @@ def _build_policies(
                 f"no server named {name!r} in mcpServers{_suggest(name, servers)}. "
                 f"Known servers: {known}"
             )
-            raise ConfigError(message, path=file, key=f"isobind.servers.{name}")
+            raise ConfigError(message, path=context.file, key=f"isobind.servers.{name}")
 
+        key = f"isobind.servers.{name}"
+        tools = {
+            pattern: _build_tool_rule(tool, f"{key}.tools.{pattern}", context)
+            for pattern, tool in (entry.tools or {}).items()
+        }
         policies[name] = ServerPolicy(
             allow=None if entry.allow is None else tuple(entry.allow),
             deny=tuple(entry.deny or ()),
             read_only=bool(entry.read_only),
+            deny_destructive=bool(entry.deny_destructive),
+            approve=tuple(entry.approve or ()),
+            max_calls_per_run=entry.max_calls_per_run,
+            rate_limit=_build_rate_limit(entry.rate_limit),
+            tools=MappingProxyType(tools),
+            deny_by_default=context.deny_by_default,
         )
     return policies
+
+
+def _build_rate_limit(entry: _RateLimitEntry | None) -> RateLimit | None:
+    return None if entry is None else RateLimit(calls=entry.calls, seconds=entry.seconds)
+
+
+def _build_tool_rule(entry: _ToolEntry, key: str, context: _PolicyContext) -> ToolRule:
+    arguments = {
+        name: _build_argument_rule(argument, f"{key}.arguments.{name}", context)
+        for name, argument in (entry.arguments or {}).items()
+    }
+    return ToolRule(
+        arguments=MappingProxyType(arguments),
+        approve=bool(entry.approve),
+        max_calls_per_run=entry.max_calls_per_run,
+        rate_limit=_build_rate_limit(entry.rate_limit),
+    )
+
+
+def _build_argument_rule(entry: _ArgumentEntry, key: str, context: _PolicyContext) -> ArgumentRule:
+    within = None
+    if entry.within is not None:
+        if not entry.within:
+            message = "within is empty, so no path could pass. Give at least one directory"
+            raise ConfigError(message, path=context.file, key=f"{key}.within")
+        # Resolved once here, symlinks included, so that a checked argument is
+        # compared with the directory the server really sees.
+        within = tuple(
+            Path(os.path.realpath(context.base_dir / directory)) for directory in entry.within
+        )
+
+    pattern = None
+    if entry.pattern is not None:
+        try:
+            pattern = re.compile(entry.pattern)
+        except re.error as exc:
+            message = f"invalid regular expression: {exc}. Write a Python re pattern"
+            raise ConfigError(message, path=context.file, key=f"{key}.pattern") from exc
+
+    if entry.minimum is not None and entry.maximum is not None and entry.minimum > entry.maximum:
+        message = "minimum is greater than maximum, so no number could pass"
+        raise ConfigError(message, path=context.file, key=key)
+
+    return ArgumentRule(
+        within=within,
+        one_of=None if entry.one_of is None else tuple(entry.one_of),
+        minimum=entry.minimum,
+        maximum=entry.maximum,
+        pattern=pattern,
+    )
 
 
 def _resolve_audit(audit: str | None, base_dir: Path, file: str | None) -> Path | None:
@@ -519,6 +615,12 @@ def _describe_error(error: ErrorDetails) -> str:
     if kind == "greater_than":
         limit = error.get("ctx", {}).get("gt", 0)
         return f"must be greater than {limit:g}, not {_describe_value(value)}"
+    if kind == "greater_than_equal":
+        limit = error.get("ctx", {}).get("ge", 0)
+        return f"must be at least {limit:g}, not {_describe_value(value)}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}, not {_describe_value(value)}"
     if kind == "finite_number":
         return f"must be a finite number, not {_describe_value(value)}"
     if kind == "missing":
@@ -548,8 +650,24 @@ def _describe_value(value: object) -> str:
 
 
 def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
-    # Only the isobind section and its per-server policies reject unknown keys.
-    model: type[BaseModel] = _IsobindSection if len(parent) == 1 else _PolicyEntry
+    """Return the keys of the model at `parent`, walking the isobind section's models."""
+    model: type[BaseModel] = _IsobindSection
+    # The location alternates field names and free keys (server names, tool globs).
+    children: dict[str, type[BaseModel]] = {
+        "servers": _PolicyEntry,
+        "tools": _ToolEntry,
+        "arguments": _ArgumentEntry,
+        "rateLimit": _RateLimitEntry,
+    }
+    parts = list(parent[1:])
+    while parts:
+        part = str(parts.pop(0))
+        child = children.get(part)
+        if child is None:
+            break
+        model = child
+        if part != "rateLimit" and parts:
+            parts.pop(0)
     return [info.alias or name for name, info in model.model_fields.items()]
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import anyio.to_thread
 
+from ._approval import Approver
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
-from ._config import Config, ServerPolicy, load_config
+from ._config import Config, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
 from ._errors import ApiError, ClosedError
 from ._functions import FunctionTools
-from ._policy import check_tool
+from ._policy import ServerPolicy, check_tool
 from ._redact import Redactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
@@ -55,8 +56,24 @@ class Toolbox:
         limits: Limits | None = None,
         audit: AuditLog | str | os.PathLike[str] | None = None,
         secrets: Iterable[str] = (),
+        approve: Approver | None = None,
+        approval_timeout: float = 300.0,
+        approve_writes: bool | None = None,
     ):
+        """Set up the toolbox; nothing connects until `open()`.
+
+        `approve` decides the calls that a rule marks for approval: it receives an
+        `ApprovalRequest` and must return `True` (or an awaitable of `True`) within
+        `approval_timeout` seconds for the call to run. `approve_writes` (default:
+        the config's ``approveWrites``) requires approval for every tool not
+        annotated read-only.
+        """
         self.config = config
+        self._approver = approve
+        self._approval_timeout = approval_timeout
+        if approve_writes is None:
+            approve_writes = config.approve_writes if config is not None else False
+        self._approve_writes = approve_writes
         self._functions = list(functions)
         if limits is None:
             limits = Limits()
@@ -138,7 +155,15 @@ class Toolbox:
         api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
         self._declaration = render_api(allowed).declaration
-        self._registry = ToolRegistry(api, sources, policies, self.redactor)
+        self._registry = ToolRegistry(
+            api,
+            sources,
+            policies,
+            self.redactor,
+            approver=self._approver,
+            approval_timeout=self._approval_timeout,
+            approve_writes=self._approve_writes,
+        )
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
             len(sources),
@@ -179,12 +204,17 @@ class Toolbox:
         timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
+        dry_run: bool = False,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
 
         The code sees the global `tools`; its return value, console output and
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
+
+        With `dry_run`, every tool not annotated read-only is answered with a
+        `PermissionDeniedError` instead of running, and `ExecutionResult.would_call`
+        lists those calls.
         """
         registry = self._require_open()
         limits = self.limits
@@ -194,7 +224,7 @@ class Toolbox:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
         started_at = datetime.datetime.now(datetime.UTC)
-        dispatcher = CallDispatcher(registry)
+        dispatcher = CallDispatcher(registry, dry_run=dry_run)
 
         try:
             javascript = erase_types(code)
@@ -220,6 +250,7 @@ class Toolbox:
             )
 
         result = self._build_result(outcome, dispatcher, execution_id)
+        result = replace(result, dry_run=dry_run)
         if self.audit is not None:
             record = _audit_record(result, code, started_at, limits)
             await anyio.to_thread.run_sync(self.audit.write, record)
@@ -279,7 +310,7 @@ def _audit_record(
     result: ExecutionResult, code: str, started_at: datetime.datetime, limits: Limits
 ) -> dict[str, Any]:
     data = result.to_dict()
-    return {
+    record = {
         "type": "execution",
         "executionId": result.execution_id,
         "startedAt": started_at.isoformat(),
@@ -293,3 +324,6 @@ def _audit_record(
         "timings": {"durationMs": data["durationMs"]},
         "limits": {"timeoutS": limits.timeout, "memoryMb": limits.memory_mb},
     }
+    if result.dry_run:
+        record["dryRun"] = True
+    return record
