@@ -27,6 +27,7 @@ from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching
 from ._redact import Redactor
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
+from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api
 from ._upstream import McpConnection
@@ -55,6 +56,7 @@ class ToolRegistry:
         approver: Approver | None = None,
         approval_timeout: float = 300.0,
         approve_writes: bool = False,
+        telemetry: Telemetry | None = None,
     ):
         self.api = api
         self.sources = sources
@@ -63,6 +65,7 @@ class ToolRegistry:
         self.approver = approver
         self.approval_timeout = approval_timeout
         self.approve_writes = approve_writes
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.windows = RateWindows()
         self._validators: dict[tuple[str, str], Any] = {}
 
@@ -98,6 +101,7 @@ class CallDispatcher:
         self.dry_run = dry_run
         self.budget = RunBudget(registry.windows)
         self.records: list[CallRecord] = []
+        self._origin = time.monotonic()
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
@@ -106,10 +110,14 @@ class CallDispatcher:
             return CallReply.failure(
                 "ToolError", f"tools.{request.server}.{request.tool} is not a known tool"
             )
-        arguments, reply = self._parse_input(tool, request.input_text)
-        dry_run = False
-        if reply is None:
-            reply, dry_run = await self._checked_call(tool, arguments)
+        attributes = {"isobind.server": tool.server, "isobind.tool": tool.name}
+        with self.registry.telemetry.span("isobind.call", attributes) as span:
+            arguments, reply = self._parse_input(tool, request.input_text)
+            dry_run = False
+            if reply is None:
+                reply, dry_run = await self._checked_call(tool, arguments)
+            error_name = None if reply.ok else reply.error_name
+            finish_span(span, ok=reply.ok, error_name=error_name, dry_run=dry_run)
         self._record(tool, arguments, request.input_text, reply, started, dry_run=dry_run)
         return reply
 
@@ -247,6 +255,7 @@ class CallDispatcher:
                 error=error,
                 duration_ms=(time.monotonic() - started) * 1000,
                 dry_run=dry_run,
+                start_ms=(started - self._origin) * 1000,
             )
         )
 

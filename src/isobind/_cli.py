@@ -14,6 +14,8 @@ from rich.console import Console
 
 from . import __version__
 from ._approval import TerminalApprover
+from ._audit import ChainError, read_records, verify_log
+from ._audit_view import calls_timeline, executions_table
 from ._config import load_config
 from ._errors import ApiError, ConfigError, UpstreamError
 from ._result import ExecutionResult
@@ -219,6 +221,54 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
     print(declaration)
+
+
+audit_app = typer.Typer(
+    help="Verify and read audit logs.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(audit_app, name="audit")
+
+AuditFile = Annotated[Path, typer.Argument(help="Audit log (JSON Lines) written by isobind.")]
+
+
+@audit_app.command("verify")
+def audit_verify(file: AuditFile) -> None:
+    """Check the hash chain of FILE; exit 1 naming the first bad line."""
+    try:
+        summary = verify_log(file)
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot read {file}: {error.strerror or error}")) from error
+    except ChainError as error:
+        _err.print(f"{file}: {error}", markup=False)
+        raise typer.Exit(EXIT_CODE_FAILED) from error
+    print(f"{file}: {summary.records} records, chain intact, head {summary.head}")
+
+
+@audit_app.command("show")
+def audit_show(
+    file: AuditFile,
+    execution: Annotated[
+        str | None,
+        typer.Option(
+            "--execution", "-e", help="Show the calls of this execution id (or unique prefix)."
+        ),
+    ] = None,
+) -> None:
+    """Print FILE as a table of executions, or one execution as a timeline of its calls."""
+    try:
+        records = list(read_records(file))
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot read {file}: {error.strerror or error}")) from error
+    if execution is None:
+        _out.print(executions_table(records))
+        return
+
+    ids = {str(r.get("executionId")) for r in records if r.get("type") == "execution"}
+    matches = sorted(found for found in ids if found.startswith(execution))
+    if len(matches) != 1:
+        problem = "no execution" if not matches else f"{len(matches)} executions"
+        raise _fail_setup(ValueError(f"{problem} in {file} match the id {execution!r}"))
+    _out.print(calls_timeline(records, matches[0]))
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -33,6 +33,8 @@ class CallRecord:
     duration_ms: float
     dry_run: bool = False
     """Whether a dry run refused the call instead of running it."""
+    start_ms: float = 0.0
+    """When the call arrived, in milliseconds from the start of the run."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -41,6 +43,7 @@ class CallRecord:
             "input": self.input,
             "ok": self.ok,
             "error": self.error,
+            "startMs": round(self.start_ms, 3),
             "durationMs": round(self.duration_ms, 3),
         }
         if self.dry_run:

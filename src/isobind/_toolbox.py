@@ -26,6 +26,7 @@ from ._policy import ServerPolicy, check_tool
 from ._redact import Redactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
+from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api, render_api
 from ._upstream import McpConnection
@@ -59,6 +60,7 @@ class Toolbox:
         approve: Approver | None = None,
         approval_timeout: float = 300.0,
         approve_writes: bool | None = None,
+        tracer_provider: Any = None,
     ):
         """Set up the toolbox; nothing connects until `open()`.
 
@@ -66,9 +68,11 @@ class Toolbox:
         `ApprovalRequest` and must return `True` (or an awaitable of `True`) within
         `approval_timeout` seconds for the call to run. `approve_writes` (default:
         the config's ``approveWrites``) requires approval for every tool not
-        annotated read-only.
+        annotated read-only. Spans of executions and calls go to `tracer_provider`
+        (an OpenTelemetry ``TracerProvider``), else to the global provider.
         """
         self.config = config
+        self._telemetry = Telemetry(tracer_provider)
         self._approver = approve
         self._approval_timeout = approval_timeout
         if approve_writes is None:
@@ -163,6 +167,7 @@ class Toolbox:
             approver=self._approver,
             approval_timeout=self._approval_timeout,
             approve_writes=self._approve_writes,
+            telemetry=self._telemetry,
         )
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
@@ -223,6 +228,25 @@ class Toolbox:
         if memory_mb is not None:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
+        attributes: dict[str, str | int | bool] = {
+            "isobind.execution_id": execution_id,
+            "isobind.dry_run": dry_run,
+        }
+        with self._telemetry.span("isobind.execution", attributes) as span:
+            result = await self._execute(registry, code, limits, filename, execution_id, dry_run)
+            error_name = result.error.name if result.error is not None else None
+            finish_span(span, ok=result.ok, error_name=error_name, calls=len(result.calls))
+        return result
+
+    async def _execute(
+        self,
+        registry: ToolRegistry,
+        code: str,
+        limits: Limits,
+        filename: str,
+        execution_id: str,
+        dry_run: bool,
+    ) -> ExecutionResult:
         started_at = datetime.datetime.now(datetime.UTC)
         dispatcher = CallDispatcher(registry, dry_run=dry_run)
 
@@ -252,8 +276,8 @@ class Toolbox:
         result = self._build_result(outcome, dispatcher, execution_id)
         result = replace(result, dry_run=dry_run)
         if self.audit is not None:
-            record = _audit_record(result, code, started_at, limits)
-            await anyio.to_thread.run_sync(self.audit.write, record)
+            records = _audit_records(result, code, started_at, limits)
+            await anyio.to_thread.run_sync(self.audit.append, records)
         return result
 
     def _build_result(
@@ -306,11 +330,16 @@ class Toolbox:
             )
 
 
-def _audit_record(
+def _audit_records(
     result: ExecutionResult, code: str, started_at: datetime.datetime, limits: Limits
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Return one record per call, then the execution record (see `_audit` for the format)."""
     data = result.to_dict()
-    record = {
+    records: list[dict[str, Any]] = [
+        {"type": "call", "executionId": result.execution_id, "index": index, **call}
+        for index, call in enumerate(data["calls"])
+    ]
+    execution = {
         "type": "execution",
         "executionId": result.execution_id,
         "startedAt": started_at.isoformat(),
@@ -325,5 +354,6 @@ def _audit_record(
         "limits": {"timeoutS": limits.timeout, "memoryMb": limits.memory_mb},
     }
     if result.dry_run:
-        record["dryRun"] = True
-    return record
+        execution["dryRun"] = True
+    records.append(execution)
+    return records
