@@ -765,7 +765,7 @@ ERROR_CASES = [
         },
         "isobind.servers.fs.read_only",
         "unknown key 'read_only' (did you mean 'readOnly'?). Valid keys are allow, approve, "
-        "deny, denyDestructive, maxCallsPerRun, rateLimit, readOnly, tools",
+        "deny, denyDestructive, maxCallsPerRun, oauth, rateLimit, readOnly, tools",
         id="policy-unknown-key",
     ),
     pytest.param(

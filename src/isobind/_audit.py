@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._redact import Redactor
+from ._log_scrub import scrub_credential_shapes
+from ._redact import Redactor, Scrubber
 
 __all__ = [
     "GENESIS_HASH",
@@ -63,19 +64,20 @@ def line_hash(line: bytes) -> str:
 class AuditLog:
     """Appends hash-chained records to a JSON Lines file.
 
-    Each record is scrubbed by the redactor before it is hashed and written. The
+    Each record is scrubbed by the redactor, and of credential shapes that no
+    config names (`scrub_credential_shapes`), before it is hashed and written. The
     records of one `append` are written with one `write` call, so a reader never
     sees half an execution. The file is created with mode 0600 because it
     contains the code and the tool inputs and outputs.
     """
 
-    def __init__(self, path: str | os.PathLike[str], redactor: Redactor | None = None):
+    def __init__(self, path: str | os.PathLike[str], redactor: Scrubber | None = None):
         self.path = Path(path)
-        self._redactor = redactor if redactor is not None else Redactor.empty()
+        self._redactor: Scrubber = redactor if redactor is not None else Redactor.empty()
         # flock locks belong to open files, so threads of one process also need this lock.
         self._lock = threading.Lock()
 
-    def with_redactor(self, redactor: Redactor) -> AuditLog:
+    def with_redactor(self, redactor: Scrubber) -> AuditLog:
         return AuditLog(self.path, redactor)
 
     def write(self, record: dict[str, Any]) -> None:
@@ -106,7 +108,8 @@ class AuditLog:
     def _encode(self, record: dict[str, Any]) -> bytes:
         text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         # A secret could also appear across two values once they are joined.
-        return self._redactor.scrub_text(text).encode("utf-8")
+        text = scrub_credential_shapes(self._redactor.scrub_text(text), json_text=True)
+        return text.encode("utf-8")
 
 
 def _last_line_hash(fd: int) -> str:

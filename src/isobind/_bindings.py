@@ -24,7 +24,7 @@ from ._budget import RateWindows, RunBudget
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
 from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
-from ._redact import Redactor
+from ._redact import Scrubber
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
 from ._telemetry import Telemetry, finish_span
@@ -51,7 +51,7 @@ class ToolRegistry:
         api: Api,
         sources: Mapping[str, ToolSource],
         policies: Mapping[str, ServerPolicy],
-        redactor: Redactor,
+        redactor: Scrubber,
         *,
         approver: Approver | None = None,
         approval_timeout: float = 300.0,

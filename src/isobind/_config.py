@@ -22,6 +22,7 @@ redact it. Error messages never quote a substituted value.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from isobind._errors import ConfigError
+from isobind._oauth import ClientCredentials
 from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
 
 __all__ = [
@@ -88,6 +90,8 @@ class HttpServer:
     name: str
     url: str = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=_empty_mapping, repr=False)
+    oauth: ClientCredentials | None = field(default=None, repr=False)
+    """OAuth client credentials, from ``isobind.servers.<name>.oauth``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +161,20 @@ class _ToolEntry(BaseModel):
     rate_limit: _RateLimitEntry | None = Field(default=None, alias="rateLimit")
 
 
+class _OAuthEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    token_url: str = Field(alias="tokenUrl")
+    client_id: str = Field(alias="clientId")
+    client_secret: str = Field(alias="clientSecret")
+    scope: str | None = None
+    audience: str | None = None
+
+
 class _PolicyEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    oauth: _OAuthEntry | None = None
 
     allow: list[str] | None = None
     deny: list[str] | None = None
@@ -244,7 +260,7 @@ def parse_config(
         raise _translate_validation_error(exc, file) from None
 
     base_dir = Path.cwd() if path is None else path.absolute().parent
-    resolver = _Resolver(os.environ if environ is None else environ, file)
+    resolver = _Resolver(os.environ if environ is None else environ, file, base_dir)
     servers: dict[str, StdioServer | HttpServer] = {}
     disabled: set[str] = set()
     for name, entry in document.mcp_servers.items():
@@ -257,6 +273,9 @@ def parse_config(
         servers[name] = _build_server(name, entry, resolver, base_dir)
 
     section = document.isobind or _IsobindSection()
+    for name, settings in (section.servers or {}).items():
+        if settings.oauth is not None and name in servers:
+            servers[name] = _with_oauth(servers[name], settings.oauth, resolver)
     policies = _build_policies(
         section.servers or {},
         servers,
@@ -300,9 +319,10 @@ def _read_text(file: Path) -> str:
 class _Resolver:
     """Environment variable substitution for config strings, with a record of each value used."""
 
-    def __init__(self, environ: Mapping[str, str], file: str | None) -> None:
+    def __init__(self, environ: Mapping[str, str], file: str | None, base_dir: Path) -> None:
         self.environ = environ
         self.file = file
+        self.base_dir = base_dir
         self.secrets: set[str] = set()
 
     def error(self, message: str, key: str) -> ConfigError:
@@ -336,6 +356,11 @@ class _Resolver:
         return "".join(parts)
 
     def _lookup(self, reference: str, key: str) -> str:
+        if reference.startswith("secret:"):
+            secret = _read_secret(reference.removeprefix("secret:"), key, self)
+            self.secrets.add(secret)
+            return secret
+
         # The default is literal text up to the first '}', with no nested substitution.
         name, separator, default = reference.partition(":-")
         if not name.isidentifier() or not name.isascii():
@@ -359,7 +384,99 @@ class _Resolver:
         return value
 
 
-_SUBSTITUTION_HELP = "Write ${NAME} or ${NAME:-default}, and $$ for a literal $"
+_SUBSTITUTION_HELP = (
+    "Write ${NAME} or ${NAME:-default}, ${secret:env:NAME}, ${secret:file:PATH} or "
+    "${secret:keyring:SERVICE/USER}, and $$ for a literal $"
+)
+
+
+def _read_secret(source: str, key: str, resolver: _Resolver) -> str:
+    """Return the secret that a ``${secret:KIND:WHERE}`` reference names.
+
+    The value is never part of an error message, and neither is the reference,
+    which names only where the secret is kept.
+    """
+    kind, _, where = source.partition(":")
+    if kind == "env":
+        value = resolver.environ.get(where)
+        if value is None:
+            message = f"environment variable {where} is not set. Set it on the host"
+            raise resolver.error(message, key)
+    elif kind == "file":
+        value = _read_secret_file(resolver.base_dir / where, key, resolver)
+    elif kind == "keyring":
+        value = _read_keyring(where, key, resolver)
+    else:
+        message = f"unknown secret source {kind!r}. Use env, file or keyring"
+        raise resolver.error(message, key)
+
+    if not value.strip():
+        raise resolver.error(f"the secret from {kind} {where!r} is empty", key)
+    return value
+
+
+def _read_secret_file(file: Path, key: str, resolver: _Resolver) -> str:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise resolver.error(f"secret file {str(file)!r} not found", key) from None
+    except OSError as exc:
+        message = f"cannot read secret file {str(file)!r}: {exc.strerror or type(exc).__name__}"
+        raise resolver.error(message, key) from None
+    except UnicodeDecodeError:
+        raise resolver.error(f"secret file {str(file)!r} is not UTF-8", key) from None
+    # One final line feed is what editors and `echo` add; it is not part of the secret.
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _read_keyring(where: str, key: str, resolver: _Resolver) -> str:
+    service, slash, user = where.rpartition("/")
+    if not slash or not service or not user:
+        message = f"invalid keyring reference {where!r}. Write keyring:SERVICE/USER"
+        raise resolver.error(message, key)
+    import keyring  # imported here: finding a keyring backend takes time at import
+    import keyring.errors
+
+    try:
+        value = keyring.get_password(service, user)
+    except keyring.errors.KeyringError as exc:
+        message = f"the system keyring failed ({type(exc).__name__}) for service {service!r}"
+        raise resolver.error(message, key) from None
+    if value is None:
+        message = f"no keyring entry for service {service!r} and user {user!r}"
+        raise resolver.error(message, key)
+    return value
+
+
+def _substitute_optional(text: str | None, key: str, resolver: _Resolver) -> str | None:
+    return None if text is None else resolver.substitute(text, key)
+
+
+def _with_oauth(
+    server: StdioServer | HttpServer, entry: _OAuthEntry, resolver: _Resolver
+) -> HttpServer:
+    key = f"isobind.servers.{server.name}.oauth"
+    if not isinstance(server, HttpServer):
+        message = "oauth applies only to HTTP servers, and this server has a command"
+        raise resolver.error(message, key)
+
+    token_url = resolver.substitute(entry.token_url, f"{key}.tokenUrl")
+    if urlsplit(token_url).scheme not in ("http", "https"):
+        raise resolver.error("tokenUrl must be an http:// or https:// URL", f"{key}.tokenUrl")
+    credentials = ClientCredentials(
+        token_url=token_url,
+        client_id=resolver.substitute(entry.client_id, f"{key}.clientId"),
+        client_secret=resolver.substitute(entry.client_secret, f"{key}.clientSecret"),
+        scope=_substitute_optional(entry.scope, f"{key}.scope", resolver),
+        audience=(
+            None
+            if entry.audience is None
+            else resolver.substitute(entry.audience, f"{key}.audience")
+        ),
+    )
+    # The client secret is scrubbed even when the file writes it without ${...}.
+    resolver.secrets.add(credentials.client_secret)
+    return dataclasses.replace(server, oauth=credentials)
 
 
 def _build_server(
@@ -624,7 +741,11 @@ def _describe_error(error: ErrorDetails) -> str:
     if kind == "finite_number":
         return f"must be a finite number, not {_describe_value(value)}"
     if kind == "missing":
-        return "required key is missing. Add an object that maps each server name to its settings"
+        if tuple(error["loc"]) == ("mcpServers",):
+            return (
+                "required key is missing. Add an object that maps each server name to its settings"
+            )
+        return "required key is missing"
     if kind == "extra_forbidden":
         unknown = str(error["loc"][-1])
         valid = _valid_keys(error["loc"][:-1])
@@ -658,6 +779,7 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         "tools": _ToolEntry,
         "arguments": _ArgumentEntry,
         "rateLimit": _RateLimitEntry,
+        "oauth": _OAuthEntry,
     }
     parts = list(parent[1:])
     while parts:
@@ -666,7 +788,7 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         if child is None:
             break
         model = child
-        if part != "rateLimit" and parts:
+        if part not in ("rateLimit", "oauth") and parts:
             parts.pop(0)
     return [info.alias or name for name, info in model.model_fields.items()]
 

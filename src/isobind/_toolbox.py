@@ -18,12 +18,14 @@ import anyio.to_thread
 from ._approval import Approver
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
-from ._config import Config, load_config
+from ._config import Config, HttpServer, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
 from ._errors import ApiError, ClosedError
 from ._functions import FunctionTools
+from ._log_scrub import scrub_credential_shapes
+from ._oauth import ClientCredentialsAuth
 from ._policy import ServerPolicy, check_tool
-from ._redact import Redactor
+from ._redact import LiveRedactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._telemetry import Telemetry, finish_span
@@ -87,7 +89,7 @@ class Toolbox:
         all_secrets = set(secrets)
         if config is not None:
             all_secrets |= config.secrets
-        self.redactor = Redactor(all_secrets)
+        self.redactor = LiveRedactor(all_secrets)
         if audit is None and config is not None and config.audit is not None:
             audit = config.audit
         if audit is not None and not isinstance(audit, AuditLog):
@@ -134,10 +136,21 @@ class Toolbox:
         if self.config is None:
             return
         for name, server in self.config.servers.items():
-            self._connections[name] = McpConnection(server, redactor=self.redactor)
-        async with asyncio.TaskGroup() as group:
-            for connection in self._connections.values():
-                group.create_task(connection.open())
+            auth = None
+            if isinstance(server, HttpServer) and server.oauth is not None:
+                auth = ClientCredentialsAuth(server.oauth, on_token=self._add_secret)
+            self._connections[name] = McpConnection(server, redactor=self.redactor, auth=auth)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for connection in self._connections.values():
+                    group.create_task(connection.open())
+        except ExceptionGroup as failures:
+            # Report the first server that failed as it is, not wrapped in a group.
+            first = _first_leaf(failures)
+            raise first from first.__cause__
+
+    def _add_secret(self, secret: str) -> None:
+        self.redactor.add([secret])
 
     async def _build_api(self) -> None:
         sources: dict[str, ToolSource] = dict(self._connections)
@@ -297,7 +310,10 @@ class Toolbox:
         value = None
         if outcome.result_text is not None:
             value = self.redactor.scrub(json.loads(outcome.result_text))
-        logs = [LogEntry(entry["level"], scrub(entry["message"])) for entry in outcome.logs]
+        logs = [
+            LogEntry(entry["level"], scrub_credential_shapes(scrub(entry["message"])))
+            for entry in outcome.logs
+        ]
         return ExecutionResult(
             ok=error is None,
             result=value,
@@ -328,6 +344,11 @@ class Toolbox:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    inner = group.exceptions[0]
+    return _first_leaf(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
 def _audit_records(
