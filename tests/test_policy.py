@@ -575,3 +575,15 @@ def test_default_policy_value_checked(tmp_path: Path) -> None:
         load_config(write_config(tmp_path, data), environ={})
     assert caught.value.key == "isobind.defaultPolicy"
     assert "'allow' or 'deny'" in str(caught.value)
+
+
+def test_readme_config_example_valid() -> None:
+    from isobind._config import _ConfigFile
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    # The secret references need a keyring and files, so only the keys and types are checked.
+    _ConfigFile.model_validate(json.loads(block))
