@@ -21,6 +21,7 @@ from jsonschema import validators
 
 from ._approval import ApprovalRequest, Approver, ask
 from ._budget import RateWindows, RunBudget
+from ._egress import EGRESS_KEY, EgressGateway
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
 from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
@@ -57,6 +58,7 @@ class ToolRegistry:
         approval_timeout: float = 300.0,
         approve_writes: bool = False,
         telemetry: Telemetry | None = None,
+        egress: EgressGateway | None = None,
     ):
         self.api = api
         self.sources = sources
@@ -67,6 +69,7 @@ class ToolRegistry:
         self.approve_writes = approve_writes
         self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.windows = RateWindows()
+        self.egress = egress
         self._validators: dict[tuple[str, str], Any] = {}
 
     def validator(self, tool: ToolSpec) -> Any:
@@ -105,6 +108,8 @@ class CallDispatcher:
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
+        if request.server == EGRESS_KEY and self.registry.egress is not None:
+            return await self._fetch(self.registry.egress, request, started)
         tool = self.registry.api.bindings.get((request.server, request.tool))
         if tool is None:
             return CallReply.failure(
@@ -119,6 +124,47 @@ class CallDispatcher:
             error_name = None if reply.ok else reply.error_name
             finish_span(span, ok=reply.ok, error_name=error_name, dry_run=dry_run)
         self._record(tool, arguments, request.input_text, reply, started, dry_run=dry_run)
+        return reply
+
+    async def _fetch(
+        self, gateway: EgressGateway, request: CallRequest, started: float
+    ) -> CallReply:
+        """Pass one `fetch` to the egress gateway and record it as a call of server "fetch"."""
+        try:
+            fields = json.loads(request.input_text[:MAX_INPUT_CHARS])
+        except (ValueError, RecursionError):
+            fields = None
+        if not isinstance(fields, dict):
+            return CallReply.failure("TypeError", "fetch: the request could not be read")
+
+        method = str(fields.get("method", "GET")).upper()
+        attributes = {"isobind.server": "fetch", "isobind.tool": method}
+        with self.registry.telemetry.span("isobind.call", attributes) as span:
+            dry_run = self.dry_run and method not in _SAFE_METHODS
+            if dry_run:
+                reply = CallReply.failure(
+                    "PermissionDeniedError",
+                    f"fetch with method {method} is not permitted: this is a dry run "
+                    "(rule dryRun).",
+                )
+            else:
+                reply = await gateway.fetch(fields)
+            finish_span(span, ok=reply.ok, error_name=None if reply.ok else reply.error_name)
+
+        url = str(fields.get("url", ""))[:1000]
+        error = None if reply.ok else {"name": reply.error_name, "message": reply.error_message}
+        self.records.append(
+            CallRecord(
+                server="fetch",
+                tool=method,
+                input=self.registry.redactor.scrub({"url": url, "method": method}),
+                ok=reply.ok,
+                error=error,
+                duration_ms=(time.monotonic() - started) * 1000,
+                dry_run=dry_run,
+                start_ms=(started - self._origin) * 1000,
+            )
+        )
         return reply
 
     def _parse_input(
@@ -258,6 +304,10 @@ class CallDispatcher:
                 start_ms=(started - self._origin) * 1000,
             )
         )
+
+
+# Methods that RFC 9110 defines as safe, which a dry run lets through.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _reads_only(tool: ToolSpec) -> bool:

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from isobind._egress import EgressOrigin, EgressPolicy, normalize_origin
 from isobind._errors import ConfigError
 from isobind._oauth import ClientCredentials
 from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
@@ -113,6 +114,8 @@ class Config:
     audit: Path | None
     approve_writes: bool = False
     """Whether every tool not annotated read-only needs approval before it runs."""
+    egress: EgressPolicy | None = field(default=None, repr=False)
+    """The origins that `fetch` in the sandbox may reach; `None` blocks `fetch`."""
 
 
 # The pydantic models below check only the JSON types. A key set to null counts as
@@ -188,6 +191,24 @@ class _PolicyEntry(BaseModel):
     tools: dict[str, _ToolEntry] | None = None
 
 
+class _EgressOriginEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    origin: str
+    methods: list[str] | None = None
+    headers: dict[str, str] | None = None
+
+
+class _EgressEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    allow: list[_EgressOriginEntry]
+    max_response_bytes: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, alias="maxResponseBytes"
+    )
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+
 class _IsobindSection(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -196,6 +217,7 @@ class _IsobindSection(BaseModel):
     audit: str | None = None
     default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
     approve_writes: bool | None = Field(default=None, alias="approveWrites")
+    egress: _EgressEntry | None = None
     servers: dict[str, _PolicyEntry] | None = None
 
 
@@ -282,6 +304,8 @@ def parse_config(
         disabled,
         _PolicyContext(file, base_dir, deny_by_default=section.default_policy == "deny"),
     )
+    # Built before `Config`, so that the secrets it substitutes are in `resolver.secrets`.
+    egress = _build_egress(section.egress, resolver)
     return Config(
         path=None if path is None else path.absolute(),
         servers=MappingProxyType(servers),
@@ -291,6 +315,7 @@ def parse_config(
         memory_mb=_DEFAULT_MEMORY_MB if section.memory_mb is None else section.memory_mb,
         audit=_resolve_audit(section.audit, base_dir, file),
         approve_writes=bool(section.approve_writes),
+        egress=egress,
     )
 
 
@@ -446,6 +471,31 @@ def _read_keyring(where: str, key: str, resolver: _Resolver) -> str:
         message = f"no keyring entry for service {service!r} and user {user!r}"
         raise resolver.error(message, key)
     return value
+
+
+def _build_egress(entry: _EgressEntry | None, resolver: _Resolver) -> EgressPolicy | None:
+    if entry is None:
+        return None
+    origins: dict[str, EgressOrigin] = {}
+    for index, item in enumerate(entry.allow):
+        key = f"isobind.egress.allow[{index}]"
+        origin = normalize_origin(item.origin)
+        if origin is None or urlsplit(item.origin).path not in ("", "/"):
+            message = "origin must be scheme://host[:port] with http or https and no path"
+            raise resolver.error(message, f"{key}.origin")
+        headers = {
+            name: resolver.substitute(value, f"{key}.headers.{name}")
+            for name, value in (item.headers or {}).items()
+        }
+        methods = frozenset(method.upper() for method in (item.methods or ["GET"]))
+        origins[origin] = EgressOrigin(origin, methods, MappingProxyType(headers))
+
+    policy = EgressPolicy(origins=MappingProxyType(origins))
+    if entry.max_response_bytes is not None:
+        policy = dataclasses.replace(policy, max_response_bytes=entry.max_response_bytes)
+    if entry.timeout is not None:
+        policy = dataclasses.replace(policy, timeout=float(entry.timeout))
+    return policy
 
 
 def _substitute_optional(text: str | None, key: str, resolver: _Resolver) -> str | None:
@@ -780,6 +830,8 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         "arguments": _ArgumentEntry,
         "rateLimit": _RateLimitEntry,
         "oauth": _OAuthEntry,
+        "egress": _EgressEntry,
+        "allow": _EgressOriginEntry,
     }
     parts = list(parent[1:])
     while parts:
@@ -788,7 +840,7 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         if child is None:
             break
         model = child
-        if part not in ("rateLimit", "oauth") and parts:
+        if part not in ("rateLimit", "oauth", "egress") and parts:
             parts.pop(0)
     return [info.alias or name for name, info in model.model_fields.items()]
 

@@ -19,6 +19,7 @@ from ._approval import Approver
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
 from ._config import Config, HttpServer, load_config
+from ._egress import EGRESS_KEY, EgressGateway
 from ._erase import TypeScriptSyntaxError, erase_types
 from ._errors import ApiError, ClosedError
 from ._functions import FunctionTools
@@ -96,6 +97,7 @@ class Toolbox:
             audit = AuditLog(audit)
         self.audit = audit.with_redactor(self.redactor) if audit is not None else None
         self._connections: dict[str, McpConnection] = {}
+        self._egress: EgressGateway | None = None
         self._registry: ToolRegistry | None = None
         self._declaration = ""
         self._state = "new"
@@ -135,6 +137,8 @@ class Toolbox:
     async def _connect_all(self) -> None:
         if self.config is None:
             return
+        if self.config.egress is not None:
+            self._egress = EgressGateway(self.config.egress, self.redactor)
         for name, server in self.config.servers.items():
             auth = None
             if isinstance(server, HttpServer) and server.oauth is not None:
@@ -181,6 +185,7 @@ class Toolbox:
             approval_timeout=self._approval_timeout,
             approve_writes=self._approve_writes,
             telemetry=self._telemetry,
+            egress=self._egress,
         )
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
@@ -278,6 +283,8 @@ class Toolbox:
             runtime_api: dict[str, list[str]] = {}
             for server, tool in registry.api.bindings:
                 runtime_api.setdefault(server, []).append(tool)
+            if registry.egress is not None:
+                runtime_api[EGRESS_KEY] = ["request"]
             outcome = await run_in_isolate(
                 javascript,
                 api=runtime_api,
@@ -331,6 +338,8 @@ class Toolbox:
             return
         self._state = "closed"
         await wait_closed()
+        if self._egress is not None:
+            await self._egress.aclose()
         connections = list(self._connections.values())
         if connections:
             await asyncio.gather(
