@@ -213,3 +213,12 @@ async def test_spans_for_execution_and_calls(
     assert calls[2].attributes["error.type"] == "ToolError"
     for span in spans:
         assert SECRET not in json.dumps(dict(span.attributes or {}))
+
+
+def test_package_exports_public_names() -> None:
+    import isobind
+
+    for name in isobind.__all__:
+        assert hasattr(isobind, name), name
+    for name in ("ApprovalRequest", "ChainError", "TerminalApprover", "verify_log"):
+        assert name in isobind.__all__

@@ -461,6 +461,22 @@ return {entities: graph.entities.length, refused};
     assert [call.dry_run for call in result.calls] == [False, True]
 
 
+@pytest.fixture(scope="module")
+def memory_only_path(tmp_path_factory: pytest.TempPathFactory, tree: Path) -> Path:
+    """The memory server and its policy alone, so that CLI runs start one server.
+
+    Its memory file starts with the entity "alpha", in the server's JSON Lines format.
+    """
+    directory = tmp_path_factory.mktemp("memory-only")
+    seeded = directory / "memory.jsonl"
+    entity = {"type": "entity", "name": "alpha", "entityType": "test", "observations": []}
+    seeded.write_text(json.dumps(entity) + "\n", encoding="utf-8")
+    data = policy_config(tree, seeded)
+    del data["mcpServers"]["fs"]
+    del data["isobind"]["servers"]["fs"]
+    return write_config(directory, data)
+
+
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "isobind", *args],
@@ -472,10 +488,12 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_dry_run_reports_calls(policy_path: Path, tmp_path: Path) -> None:
+def test_cli_dry_run_reports_calls(memory_only_path: Path, tmp_path: Path) -> None:
     script = tmp_path / "write.ts"
     script.write_text(f"await tools.memory.create_entities({ENTITY});\n", encoding="utf-8")
-    completed = run_cli("exec", str(script), "--config", str(policy_path), "--dry-run", "--json")
+    completed = run_cli(
+        "exec", str(script), "--config", str(memory_only_path), "--dry-run", "--json"
+    )
     assert completed.returncode == 1, completed.stderr
     output = json.loads(completed.stdout)
     assert output["error"]["name"] == "PermissionDeniedError"
@@ -499,7 +517,7 @@ def test_cli_dry_run_reports_calls(policy_path: Path, tmp_path: Path) -> None:
     ],
 )
 def test_cli_prompt_from_piped_stdin(
-    policy_path: Path, tmp_path: Path, answer: str, expected_ok: bool
+    memory_only_path: Path, tmp_path: Path, answer: str, expected_ok: bool
 ) -> None:
     script = tmp_path / "observe.ts"
     script.write_text(
@@ -508,7 +526,7 @@ def test_cli_prompt_from_piped_stdin(
         encoding="utf-8",
     )
     completed = run_cli(
-        "exec", str(script), "--config", str(policy_path), "--approve", "--json", stdin=answer
+        "exec", str(script), "--config", str(memory_only_path), "--approve", "--json", stdin=answer
     )
     assert "allow tools.memory.add_observations with input" in completed.stderr
     output = json.loads(completed.stdout)

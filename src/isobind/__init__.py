@@ -6,7 +6,8 @@ Credentials stay on the host; the only way out of an isolate is a call on the
 
 from __future__ import annotations
 
-from ._audit import AuditLog
+from ._approval import ApprovalRequest, Approver, TerminalApprover
+from ._audit import AuditLog, ChainError, verify_log
 from ._config import Config, HttpServer, StdioServer, load_config
 from ._errors import (
     ApiError,
@@ -45,8 +46,11 @@ Any other name is an error the code itself threw (`TypeError`, `Error`, ...).
 __all__ = [
     "SANDBOX_ERROR_NAMES",
     "ApiError",
+    "ApprovalRequest",
+    "Approver",
     "AuditLog",
     "CallRecord",
+    "ChainError",
     "ClosedError",
     "Config",
     "ConfigError",
@@ -60,10 +64,12 @@ __all__ = [
     "SandboxError",
     "ServerPolicy",
     "StdioServer",
+    "TerminalApprover",
     "ToolAnnotations",
     "ToolSpec",
     "Toolbox",
     "UpstreamError",
     "__version__",
     "load_config",
+    "verify_log",
 ]
