@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -605,3 +606,58 @@ def test_readme_config_example_valid() -> None:
     block = section.split("```json\n", 1)[1].split("```", 1)[0]
     # The secret references need a keyring and files, so only the keys and types are checked.
     _ConfigFile.model_validate(json.loads(block))
+
+
+def test_cli_prompt_on_terminal(memory_only_path: Path) -> None:
+    """With the code on stdin, the question goes to the terminal: a real pseudo-terminal."""
+    import fcntl
+    import select
+    import termios
+
+    controller, terminal = os.openpty()
+
+    def take_terminal() -> None:
+        # Runs in the child: a new session whose controlling terminal is the pty.
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    code = (
+        'return await tools.memory.add_observations({observations: [{entityName: "alpha", '
+        'contents: ["from the terminal"]}]});\n'
+    )
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "isobind", "exec", "-"),
+            *("--config", str(memory_only_path), "--approve", "--json"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        preexec_fn=take_terminal,
+        pass_fds=(terminal,),
+    )
+    os.close(terminal)
+    try:
+        assert process.stdin is not None
+        process.stdin.write(code.encode())
+        process.stdin.close()
+        process.stdin = None  # so that communicate() does not flush the closed pipe
+
+        shown = b""
+        for _ in range(600):  # at most 60 s of 0.1 s waits for the question
+            readable, _, _ = select.select([controller], [], [], 0.1)
+            if readable:
+                shown += os.read(controller, 4096)
+            if b"[y/N]" in shown:
+                break
+        assert b"allow tools.memory.add_observations" in shown
+        os.write(controller, b"y\n")
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        os.close(controller)
+
+    output = json.loads(stdout)
+    assert output["ok"] is True, output

@@ -50,6 +50,9 @@ class TerminalApprover:
 
     Questions are asked one at a time, so concurrent calls do not mix their
     prompts. End of input counts as no.
+
+    NOTE: a question that times out leaves its thread blocked on `source`, so the
+    next question waits for that read to end first.
     """
 
     def __init__(self, source: TextIO | None = None, output: TextIO | None = None) -> None:

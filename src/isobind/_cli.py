@@ -105,7 +105,7 @@ def exec_command(
         bool,
         typer.Option(
             "--dry-run",
-            help="Refuse every tool not annotated read-only, and report the calls refused.",
+            help="Reject every call of a tool not annotated read-only, and list those calls.",
         ),
     ] = False,
     approve: Annotated[
