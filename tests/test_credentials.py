@@ -18,7 +18,7 @@ import keyring.backend
 import pytest
 
 from isobind import ConfigError, Toolbox, UpstreamError, load_config
-from isobind._log_scrub import LineScrubber
+from isobind._log_scrub import LineScrubber, scrub_credential_shapes
 from isobind._redact import LiveRedactor
 
 from .conftest import TESTS, write_config
@@ -355,3 +355,33 @@ async def test_oauth_wrong_client_secret_fails(protected: ProtectedServer, tmp_p
     assert "the token endpoint returned HTTP 401" in message
     assert "wrong-secret-123456" not in message
     assert protected.state.issued == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("basic configuration", "basic configuration", id="prose-basic"),
+        pytest.param("bearer instruments", "bearer instruments", id="prose-bearer"),
+        pytest.param("Bearer abcdefgh12345678", "Bearer [REDACTED]", id="bearer"),
+        pytest.param(
+            "Authorization: Bearer abc.def", "Authorization: Bearer [REDACTED]", id="header"
+        ),
+        pytest.param("key AKIAIOSFODNN7EXAMPLE.", "key [REDACTED].", id="aws"),
+        pytest.param("sk-short", "sk-short", id="short-prefix"),
+    ],
+)
+def test_credential_shapes(text: str, expected: str) -> None:
+    assert scrub_credential_shapes(text) == expected
+
+
+def test_credential_shapes_keep_json_valid() -> None:
+    record = {
+        "a": 'authorization=abc\\"def ghp_' + "x1" * 15,
+        "b": "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE",
+        "c": "after",
+    }
+    scrubbed = scrub_credential_shapes(json.dumps(record), json_text=True)
+    decoded = json.loads(scrubbed)
+    assert decoded["b"] == "[REDACTED]"
+    assert decoded["c"] == "after"
+    assert "x1x1" not in decoded["a"]

@@ -35,8 +35,14 @@ _KEY_PATTERNS = (
     r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+",
 )
 _KEYS = re.compile("|".join(_KEY_PATTERNS))
-# The token after "Bearer" (RFC 6750 b64token), or after "token"/"Basic" in headers.
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|%20|\+)[A-Za-z0-9\-._~+/]{8,}=*")
+# The credential after "Bearer" or "Basic" (RFC 6750 b64token). It must contain a
+# digit, so that prose such as "basic configuration" stays as it is.
+_BEARER = re.compile(
+    r"(?i)\b(bearer|basic)(\s+|%20|\+)(?=[A-Za-z0-9\-._~+/]*[0-9])[A-Za-z0-9\-._~+/]{8,}=*"
+)
+# The value of an Authorization header, whatever its scheme. A backslash ends it, so
+# that a JSON escape is never cut in half.
+_AUTHORIZATION = re.compile(r"(?i)\b(authorization\s*[:=]\s*(?:bearer\s+|basic\s+)?)[^\s\\\",;]+")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
 )
@@ -56,6 +62,7 @@ def scrub_credential_shapes(text: str, *, json_text: bool = False) -> str:
     """
     private_key = _PRIVATE_KEY_IN_JSON if json_text else _PRIVATE_KEY
     text = private_key.sub(REDACTED, text)
+    text = _AUTHORIZATION.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
     text = _BEARER.sub(lambda match: f"{match.group(1)}{match.group(2)}{REDACTED}", text)
     return _KEYS.sub(REDACTED, text)
 
