@@ -34,7 +34,11 @@ class CallRecord:
     dry_run: bool = False
     """Whether a dry run refused the call instead of running it."""
     start_ms: float = 0.0
-    """When the call arrived, in milliseconds from the start of the run."""
+    """When the call arrived, in milliseconds from the start of the execution.
+
+    The execution starts before type erasure and isolate start-up, which the
+    run's `duration` leaves out, so `start_ms` can exceed the run's duration.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         data = {
