@@ -128,10 +128,10 @@ class EgressGateway:
         headers.update(rule.headers)
         body = request.get("body")
         url = str(request["url"])
-        limit = self.policy.max_response_bytes
+        method = str(request["method"]).upper()
         try:
             with anyio.fail_after(self.policy.timeout):
-                return await self._send(url, str(request["method"]).upper(), headers, body, limit)
+                return await self._send(rule.origin, url, method, headers, body)
         except TimeoutError:
             return CallReply.failure(
                 "NetworkAccessError",
@@ -144,10 +144,22 @@ class EgressGateway:
             )
 
     async def _send(
-        self, url: str, method: str, headers: dict[str, str], body: Any, limit: int
+        self, origin: str, url: str, method: str, headers: dict[str, str], body: Any
     ) -> CallReply:
+        limit = self.policy.max_response_bytes
         content = body.encode("utf-8") if isinstance(body, str) else None
         request = self._client.build_request(method, url, headers=headers, content=content)
+        # The origin was checked with urllib's parser; the request goes where httpx2's
+        # parser says, so both must agree, or a crafted URL could reach another host.
+        # NOTE: no URL tried so far (userinfo, backslash, percent-encoding tricks)
+        # makes the two disagree, so this branch has not run.
+        sent_to = normalize_origin(str(request.url))
+        if sent_to != origin:
+            return CallReply.failure(
+                "NetworkAccessError",
+                f"fetch({self._redactor.scrub_text(url[:200])}) is not available: the URL "
+                "is ambiguous, so its origin cannot be checked",
+            )
         response = await self._client.send(request, stream=True)
         try:
             chunks: list[bytes] = []
