@@ -126,8 +126,9 @@ def test_exec_audit_option(time_config: Path, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     completed = run_cli("exec", str(script), "--config", str(time_config), "--audit", str(audit))
     assert completed.returncode == 0, completed.stderr
-    record = json.loads(audit.read_text(encoding="utf-8"))
-    assert record["calls"][0]["tool"] == "list-cities"
+    records = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    assert records[-1]["type"] == "execution"
+    assert records[-1]["calls"][0]["tool"] == "list-cities"
     assert "cli-test-key-7a6b5c4d" not in audit.read_text(encoding="utf-8")
 
 

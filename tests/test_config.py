@@ -14,12 +14,12 @@ from isobind import _config
 from isobind._config import (
     Config,
     HttpServer,
-    ServerPolicy,
     StdioServer,
     load_config,
     parse_config,
 )
 from isobind._errors import ConfigError
+from isobind._policy import ServerPolicy
 
 FULL_EXAMPLE = {
     "mcpServers": {
@@ -74,7 +74,6 @@ def test_all_names_exported() -> None:
     assert set(_config.__all__) == {
         "Config",
         "HttpServer",
-        "ServerPolicy",
         "StdioServer",
         "load_config",
         "parse_config",
@@ -675,7 +674,7 @@ ERROR_CASES = [
         {"mcpServers": {}, "isobind": {"memory_mb": 64}},
         "isobind.memory_mb",
         "unknown key 'memory_mb' (did you mean 'memoryMb'?). "
-        "Valid keys are audit, memoryMb, servers, timeout",
+        "Valid keys are approveWrites, audit, defaultPolicy, egress, memoryMb, servers, timeout",
         id="isobind-unknown-key",
     ),
     pytest.param(
@@ -765,7 +764,8 @@ ERROR_CASES = [
             "isobind": {"servers": {"fs": {"read_only": True}}},
         },
         "isobind.servers.fs.read_only",
-        "unknown key 'read_only' (did you mean 'readOnly'?). Valid keys are allow, deny, readOnly",
+        "unknown key 'read_only' (did you mean 'readOnly'?). Valid keys are allow, approve, "
+        "deny, denyDestructive, maxCallsPerRun, oauth, rateLimit, readOnly, tools",
         id="policy-unknown-key",
     ),
     pytest.param(

@@ -16,6 +16,7 @@ from isobind._upstream import McpConnection
 
 pytestmark = pytest.mark.anyio
 
+
 def not_a_number() -> float:
     """Return NaN, which JSON cannot carry."""
     return math.nan

@@ -72,7 +72,7 @@ def test_form_is_redacted(secret: str, form: Callable[[str], str]) -> None:
 
 
 def test_all_lists_public_names() -> None:
-    assert _redact.__all__ == ["REDACTED", "Redactor"]
+    assert _redact.__all__ == ["REDACTED", "LiveRedactor", "Redactor", "Scrubber"]
     for name in _redact.__all__:
         assert hasattr(_redact, name)
 

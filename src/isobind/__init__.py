@@ -7,8 +7,9 @@ Credentials stay on the host; the only way out of an isolate is a call on the
 from __future__ import annotations
 
 from ._agent import Agent, AgentEvents, AgentLimits, AgentResult, CodeRun
-from ._audit import AuditLog
-from ._config import Config, HttpServer, ServerPolicy, StdioServer, load_config, parse_config
+from ._approval import ApprovalRequest, Approver, TerminalApprover
+from ._audit import AuditLog, ChainError, verify_log
+from ._config import Config, HttpServer, StdioServer, load_config, parse_config
 from ._errors import (
     ApiError,
     ClosedError,
@@ -19,6 +20,7 @@ from ._errors import (
     UpstreamError,
 )
 from ._functions import FunctionTools
+from ._policy import ServerPolicy
 from ._providers import AnthropicProvider, OpenAIProvider
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
@@ -53,8 +55,11 @@ __all__ = [
     "AgentResult",
     "AnthropicProvider",
     "ApiError",
+    "ApprovalRequest",
+    "Approver",
     "AuditLog",
     "CallRecord",
+    "ChainError",
     "ClosedError",
     "CodeRun",
     "Config",
@@ -72,6 +77,7 @@ __all__ = [
     "ServerPolicy",
     "ServerSummary",
     "StdioServer",
+    "TerminalApprover",
     "ToolAnnotations",
     "ToolSpec",
     "Toolbox",
@@ -79,4 +85,5 @@ __all__ = [
     "__version__",
     "load_config",
     "parse_config",
+    "verify_log",
 ]

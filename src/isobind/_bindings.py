@@ -13,18 +13,24 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
+import anyio
 import mcp_types as types
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 
-from ._config import ServerPolicy
+from ._approval import ApprovalRequest, Approver, ask
+from ._budget import RateWindows, RunBudget
+from ._egress import EGRESS_KEY, EgressGateway
 from ._functions import FunctionTools
-from ._policy import check_tool
-from ._redact import Redactor
+from ._inputs import describe_input_error
+from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
+from ._redact import Scrubber
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
+from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api
 from ._upstream import McpConnection
@@ -48,12 +54,24 @@ class ToolRegistry:
         api: Api,
         sources: Mapping[str, ToolSource],
         policies: Mapping[str, ServerPolicy],
-        redactor: Redactor,
+        redactor: Scrubber,
+        *,
+        approver: Approver | None = None,
+        approval_timeout: float = 300.0,
+        approve_writes: bool = False,
+        telemetry: Telemetry | None = None,
+        egress: EgressGateway | None = None,
     ):
         self.api = api
         self.sources = sources
         self.policies = policies
         self.redactor = redactor
+        self.approver = approver
+        self.approval_timeout = approval_timeout
+        self.approve_writes = approve_writes
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.windows = RateWindows()
+        self.egress = egress
         self._validators: dict[tuple[str, str], Any] = {}
 
     def validator(self, tool: ToolSpec) -> Any:
@@ -77,35 +95,97 @@ class ToolRegistry:
 
 
 class CallDispatcher:
-    """Handles the calls of one run and records them for the result and the audit."""
+    """Handles the calls of one run and records them for the result and the audit.
+
+    In a dry run every tool not annotated read-only is answered with a
+    `PermissionDeniedError` instead of running, and its record is marked `dry_run`.
+    """
 
     def __init__(
-        self, registry: ToolRegistry, *, on_call: Callable[[CallRecord], None] | None = None
+        self,
+        registry: ToolRegistry,
+        *,
+        dry_run: bool = False,
+        on_call: Callable[[CallRecord], None] | None = None,
     ):
         self.registry = registry
+        self.dry_run = dry_run
+        self.budget = RunBudget(registry.windows)
         self.records: list[CallRecord] = []
         self._on_call = on_call
+        self._origin = time.monotonic()
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
+        if request.server == EGRESS_KEY and self.registry.egress is not None:
+            return await self._fetch(self.registry.egress, request, started)
         tool = self.registry.api.bindings.get((request.server, request.tool))
         if tool is None:
             return CallReply.failure(
                 "ToolError", f"tools.{request.server}.{request.tool} is not a known tool"
             )
-        arguments, reply = self._parse_input(tool, request.input_text)
-        if reply is None:
-            try:
-                reply = await self._checked_call(tool, arguments)
-            except asyncio.CancelledError:
-                # The run ended (time limit, or it returned without awaiting
-                # the call) while the upstream call was in flight.
-                cancelled = CallReply.failure(
-                    "CallCancelled", "the run ended before the call finished"
+        attributes = {"isobind.server": tool.server, "isobind.tool": tool.name}
+        with self.registry.telemetry.span("isobind.call", attributes) as span:
+            arguments, reply = self._parse_input(tool, request.input_text)
+            dry_run = False
+            if reply is None:
+                try:
+                    reply, dry_run = await self._checked_call(tool, arguments)
+                except asyncio.CancelledError:
+                    # The run ended (time limit, or it returned without awaiting
+                    # the call) while the upstream call was in flight.
+                    cancelled = CallReply.failure(
+                        "CallCancelled", "the run ended before the call finished"
+                    )
+                    self._record(
+                        tool, arguments, request.input_text, cancelled, started, dry_run=False
+                    )
+                    raise
+            error_name = None if reply.ok else reply.error_name
+            finish_span(span, ok=reply.ok, error_name=error_name, dry_run=dry_run)
+        self._record(tool, arguments, request.input_text, reply, started, dry_run=dry_run)
+        return reply
+
+    async def _fetch(
+        self, gateway: EgressGateway, request: CallRequest, started: float
+    ) -> CallReply:
+        """Pass one `fetch` to the egress gateway and record it as a call of server "fetch"."""
+        try:
+            fields = json.loads(request.input_text[:MAX_INPUT_CHARS])
+        except (ValueError, RecursionError):
+            fields = None
+        if not isinstance(fields, dict):
+            return CallReply.failure("TypeError", "fetch: the request could not be read")
+
+        method = str(fields.get("method", "GET")).upper()
+        attributes = {"isobind.server": "fetch", "isobind.tool": method}
+        with self.registry.telemetry.span("isobind.call", attributes) as span:
+            dry_run = self.dry_run and method not in _SAFE_METHODS
+            if dry_run:
+                reply = CallReply.failure(
+                    "PermissionDeniedError",
+                    f"fetch with method {method} is not permitted: this is a dry run "
+                    "(rule dryRun).",
                 )
-                self._record(tool, arguments, request.input_text, cancelled, started)
-                raise
-        self._record(tool, arguments, request.input_text, reply, started)
+            else:
+                reply = await gateway.fetch(fields)
+            finish_span(span, ok=reply.ok, error_name=None if reply.ok else reply.error_name)
+
+        url = str(fields.get("url", ""))[:1000]
+        error = None if reply.ok else {"name": reply.error_name, "message": reply.error_message}
+        record = CallRecord(
+            server="fetch",
+            tool=method,
+            input=self.registry.redactor.scrub({"url": url, "method": method}),
+            ok=reply.ok,
+            error=error,
+            duration_ms=(time.monotonic() - started) * 1000,
+            dry_run=dry_run,
+            start_ms=(started - self._origin) * 1000,
+        )
+        self.records.append(record)
+        if self._on_call is not None:
+            self._on_call(record)
         return reply
 
     def _parse_input(
@@ -136,15 +216,58 @@ class CallDispatcher:
             )
         return arguments, None
 
-    async def _checked_call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
+    async def _checked_call(
+        self, tool: ToolSpec, arguments: dict[str, Any]
+    ) -> tuple[CallReply, bool]:
+        """Check the call and make it; the flag is true when a dry run refused it."""
         registry = self.registry
         policy = registry.policies.get(tool.server, ServerPolicy.default())
         denial = check_tool(tool, policy)
         if denial is not None:
-            return CallReply.failure("PermissionDeniedError", denial.message(tool))
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
         invalid = self._validate(tool, arguments)
         if invalid is not None:
-            return CallReply.failure("ToolInputError", registry.redactor.scrub_text(invalid))
+            return CallReply.failure("ToolInputError", registry.redactor.scrub_text(invalid)), False
+        denial = check_arguments(tool, policy, arguments)
+        if denial is not None:
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
+        if self.dry_run and not _reads_only(tool):
+            denial = Denial("dryRun", "this is a dry run and the tool is not annotated read-only")
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), True
+        denial = self.budget.spend(tool, policy)
+        if denial is None:
+            denial = await self._approve(tool, policy, arguments)
+        if denial is not None:
+            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
+        return await self._call(tool, arguments), False
+
+    async def _approve(
+        self, tool: ToolSpec, policy: ServerPolicy, arguments: dict[str, Any]
+    ) -> Denial | None:
+        """Ask the approver when a rule requires it; return the rule when it does not agree."""
+        rule = _approval_rule(tool, policy, approve_writes=self.registry.approve_writes)
+        if rule is None:
+            return None
+        approver = self.registry.approver
+        if approver is None:
+            return Denial(rule, "the call needs approval and no approver is configured")
+
+        request = ApprovalRequest(tool.server, tool.name, self.registry.redactor.scrub(arguments))
+        timeout = self.registry.approval_timeout
+        try:
+            with anyio.fail_after(timeout):
+                approved = await ask(approver, request)
+        except TimeoutError:
+            return Denial(rule, f"the approver did not answer within {timeout:g} s")
+        except Exception as error:
+            logger.exception("approver failed for server %s tool %s", tool.server, tool.name)
+            return Denial(rule, f"the approver failed ({type(error).__name__})")
+        if not approved:
+            return Denial(rule, "the approver rejected the call")
+        return None
+
+    async def _call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
+        registry = self.registry
         source = registry.sources[tool.server]
         try:
             if isinstance(source, FunctionTools):
@@ -172,10 +295,8 @@ class CallDispatcher:
             return f"tools.{tool.server}.{tool.name}: the input is nested too deeply to check"
         if error is None:
             return None
-        where = "input" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )
-        return f"tools.{tool.server}.{tool.name}: {where}: {_truncate(error.message, 500)}"
+        detail = self.registry.redactor.scrub_text(describe_input_error(error))
+        return f"tools.{tool.server}.{tool.name}: {_truncate(detail, 1000)}"
 
     def _error_text(self, tool: ToolSpec, result: types.CallToolResult) -> str:
         texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
@@ -190,6 +311,8 @@ class CallDispatcher:
         input_text: str,
         reply: CallReply,
         started: float,
+        *,
+        dry_run: bool,
     ) -> None:
         redactor = self.registry.redactor
         recorded_input: Any = arguments if arguments or input_text == "{}" else input_text[:1000]
@@ -203,10 +326,35 @@ class CallDispatcher:
             ok=reply.ok,
             error=error,
             duration_ms=(time.monotonic() - started) * 1000,
+            dry_run=dry_run,
+            start_ms=(started - self._origin) * 1000,
         )
         self.records.append(record)
         if self._on_call is not None:
             self._on_call(record)
+
+
+# Methods that RFC 9110 defines as safe, which a dry run lets through.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _reads_only(tool: ToolSpec) -> bool:
+    annotations = tool.annotations
+    return annotations.read_only is True and annotations.destructive is not True
+
+
+def _approval_rule(tool: ToolSpec, policy: ServerPolicy, *, approve_writes: bool) -> str | None:
+    """Return the key path of the first rule that requires approval of `tool`, or `None`."""
+    prefix = f"isobind.servers.{tool.server}"
+    for pattern in policy.approve:
+        if fnmatchcase(tool.name, pattern):
+            return f"{prefix}.approve"
+    for key, rule in matching_rules(tool, policy):
+        if rule.approve:
+            return f"{key}.approve"
+    if approve_writes and not _reads_only(tool):
+        return "isobind.approveWrites"
+    return None
 
 
 def _result_value(result: types.CallToolResult) -> Any:

@@ -7,7 +7,8 @@
 // JSON string, and `__isobind.deliver(text)`, which takes one.
 //
 // Placeholders replaced by the host before evaluation:
-//   __ISOBIND_API__          JSON: {"<server identifier>": ["<tool identifier>", ...]}
+//   __ISOBIND_API__          JSON: {"<server identifier>": ["<tool identifier>", ...]},
+//                            with the key "(fetch)" when the host runs an egress gateway
 //   __ISOBIND_LIMITS__       JSON: {"maxLogBytes", "maxCalls", "maxBufferBytes"}
 (function (globalObject) {
   "use strict";
@@ -90,14 +91,95 @@
     return new NetworkAccessError(`${what} is not available: ${NO_NETWORK}.`);
   }
 
-  function fetch(resource) {
+  // The key of the egress gateway in API; no sanitised identifier contains "(".
+  const EGRESS = "(fetch)";
+  const egressEnabled = ArrayIsArray(API[EGRESS]);
+
+  function fetch(resource, init) {
     let target = "";
     try {
       target = ` ${StringCtor(resource && resource.url !== undefined ? resource.url : resource)}`;
     } catch (_) {
       target = "";
     }
-    return PromiseReject(networkError(`fetch(${target.trim()})`));
+    if (!egressEnabled) {
+      return PromiseReject(networkError(`fetch(${target.trim()})`));
+    }
+    let request;
+    try {
+      request = fetchRequest(target.trim(), resource, init);
+    } catch (error) {
+      return PromiseReject(error);
+    }
+    // The host checks the origin and method, adds credentials and makes the request.
+    return ReflectApply(PromiseThen, callTool(EGRESS, "request", request), [makeResponse]);
+  }
+
+  function fetchRequest(url, resource, init) {
+    const options = init === undefined || init === null ? {} : init;
+    const method = StringCtor(options.method !== undefined ? options.method :
+      (resource && resource.method !== undefined ? resource.method : "GET")).toUpperCase();
+    const headers = {};
+    const given = options.headers !== undefined ? options.headers :
+      (resource && resource.headers !== undefined ? resource.headers : {});
+    if (ArrayIsArray(given)) {
+      for (let i = 0; i < given.length; i++) {
+        headers[StringCtor(given[i][0])] = StringCtor(given[i][1]);
+      }
+    } else if (given !== null && typeof given === "object") {
+      for (const name of ObjectKeys(given)) {
+        headers[name] = StringCtor(given[name]);
+      }
+    }
+    const request = { url, method, headers };
+    if (options.body !== undefined && options.body !== null) {
+      if (typeof options.body !== "string") {
+        throw new TypeErrorCtor("fetch: only a string body is supported; use JSON.stringify");
+      }
+      request.body = options.body;
+    }
+    return request;
+  }
+
+  // A Response-like object: status, statusText, ok, url, headers.get/has, text(), json().
+  function makeResponse(reply) {
+    const body = StringCtor(reply.body);
+    const headerMap = ObjectCreate(null);
+    const names = ObjectKeys(reply.headers);
+    for (let i = 0; i < names.length; i++) {
+      headerMap[names[i].toLowerCase()] = StringCtor(reply.headers[names[i]]);
+    }
+    const headers = ObjectFreeze({
+      get(name) {
+        const value = headerMap[StringCtor(name).toLowerCase()];
+        return value === undefined ? null : value;
+      },
+      has(name) {
+        return headerMap[StringCtor(name).toLowerCase()] !== undefined;
+      },
+      entries() {
+        const pairs = freshArray();
+        const keys = ObjectKeys(headerMap);
+        for (let i = 0; i < keys.length; i++) {
+          push(pairs, [keys[i], headerMap[keys[i]]]);
+        }
+        return pairs;
+      },
+    });
+    return ObjectFreeze({
+      status: reply.status,
+      statusText: StringCtor(reply.statusText),
+      ok: reply.status >= 200 && reply.status < 300,
+      url: StringCtor(reply.url),
+      redirected: false,
+      headers,
+      text() {
+        return new PromiseCtor((resolve) => resolve(body));
+      },
+      json() {
+        return new PromiseCtor((resolve) => resolve(JSONParse(body)));
+      },
+    });
   }
 
   function blockedConstructor(name) {
@@ -457,6 +539,9 @@
 
   const toolsObject = ObjectCreate(null);
   for (const server of ObjectKeys(API)) {
+    if (server === EGRESS) {
+      continue;
+    }
     const namespace = ObjectCreate(null);
     for (const tool of API[server]) {
       const fn = { [tool]: (input) => callTool(server, tool, input) }[tool];

@@ -9,13 +9,16 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TextIO, cast
 
 import typer
 from rich.console import Console
 
 from . import __version__
 from ._agent import Agent, AgentEvents, AgentLimits, AgentResult
+from ._approval import TerminalApprover
+from ._audit import ChainError, read_records, verify_log
+from ._audit_view import calls_timeline, executions_table
 from ._codemode import MAX_FULL_API_CHARS, ApiMode
 from ._config import Config, load_config
 from ._display import TerminalEvents, print_answer
@@ -127,9 +130,28 @@ def exec_command(
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Reject every call of a tool not annotated read-only, and list those calls.",
+        ),
+    ] = False,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Ask on the terminal before every call of a tool not annotated read-only.",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run FILE in a fresh V8 isolate against the tools of the configured servers."""
+    """Run FILE in a fresh V8 isolate against the tools of the configured servers.
+
+    Calls that need approval (by a rule in the config, or every writing tool with
+    --approve) are asked on stderr and answered with y or n on stdin, or on the
+    terminal when the code itself comes from stdin.
+    """
     _setup_logging(verbose)
     try:
         code = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -155,14 +177,25 @@ def exec_command(
     )
     filename = "stdin.ts" if str(file) == "-" else file.name
 
+    answers = _open_answers(from_stdin=str(file) == "-")
+
     async def run() -> ExecutionResult:
-        async with Toolbox(loaded, limits=limits, audit=audit) as toolbox:
-            return await toolbox.execute(code, filename=filename)
+        async with Toolbox(
+            loaded,
+            limits=limits,
+            audit=audit,
+            approve=None if answers is None else TerminalApprover(answers, sys.stderr),
+            approve_writes=True if approve else None,
+        ) as toolbox:
+            return await toolbox.execute(code, filename=filename, dry_run=dry_run)
 
     try:
         result = asyncio.run(run())
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
+    finally:
+        if answers is not None and answers is not sys.stdin:
+            answers.close()
 
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -179,12 +212,28 @@ def _printable(text: str) -> str:
     return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def _open_answers(*, from_stdin: bool) -> TextIO | None:
+    """Return where approval answers are read: stdin, or the terminal when stdin has code."""
+    if not from_stdin:
+        return sys.stdin
+    try:
+        return open("/dev/tty", encoding="utf-8")
+    except OSError:
+        # No controlling terminal: calls that need approval are rejected.
+        return None
+
+
 def _print_human(result: ExecutionResult) -> None:
     for entry in result.logs:
         console = _err if entry.level in ("warn", "error") else _out
         console.print(_printable(entry.message), markup=False)
     if result.logs_dropped:
         _err.print(f"({result.logs_dropped} console messages dropped: output limit)")
+    if result.dry_run:
+        _err.print(f"dry run: {len(result.would_call)} calls were not made", markup=False)
+        for call in result.would_call:
+            shown = json.dumps(call.input, ensure_ascii=False)
+            _err.print(f"  tools.{call.server}.{call.tool}({shown})", markup=False)
     if result.error is not None:
         error = result.error
         where = f" at line {error.line}, column {error.column}" if error.line else ""
@@ -372,6 +421,54 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
     print(declaration)
+
+
+audit_app = typer.Typer(
+    help="Verify and read audit logs.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(audit_app, name="audit")
+
+AuditFile = Annotated[Path, typer.Argument(help="Audit log (JSON Lines) written by isobind.")]
+
+
+@audit_app.command("verify")
+def audit_verify(file: AuditFile) -> None:
+    """Check the hash chain of FILE; exit 1 naming the first bad line."""
+    try:
+        summary = verify_log(file)
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot read {file}: {error.strerror or error}")) from error
+    except ChainError as error:
+        _err.print(f"{file}: {error}", markup=False)
+        raise typer.Exit(EXIT_CODE_FAILED) from error
+    print(f"{file}: {summary.records} records, chain intact, head {summary.head}")
+
+
+@audit_app.command("show")
+def audit_show(
+    file: AuditFile,
+    execution: Annotated[
+        str | None,
+        typer.Option(
+            "--execution", "-e", help="Show the calls of this execution id (or unique prefix)."
+        ),
+    ] = None,
+) -> None:
+    """Print FILE as a table of executions, or one execution as a timeline of its calls."""
+    try:
+        records = list(read_records(file))
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot read {file}: {error.strerror or error}")) from error
+    if execution is None:
+        _out.print(executions_table(records))
+        return
+
+    ids = {str(r.get("executionId")) for r in records if r.get("type") == "execution"}
+    matches = sorted(found for found in ids if found.startswith(execution))
+    if len(matches) != 1:
+        problem = "no execution" if not matches else f"{len(matches)} executions"
+        raise _fail_setup(ValueError(f"{problem} in {file} match the id {execution!r}"))
+    _out.print(calls_timeline(records, matches[0]))
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -22,25 +22,29 @@ redact it. Error messages never quote a substituted value.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from isobind._egress import EgressOrigin, EgressPolicy, normalize_origin
 from isobind._errors import ConfigError
+from isobind._oauth import ClientCredentials
+from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
 
 __all__ = [
     "Config",
     "HttpServer",
-    "ServerPolicy",
     "StdioServer",
     "load_config",
     "parse_config",
@@ -87,25 +91,8 @@ class HttpServer:
     name: str
     url: str = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=_empty_mapping, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerPolicy:
-    """Tool-name filters and the read-only flag for one server, as set in the file.
-
-    `allow` and `deny` contain fnmatch-style globs over the server's tool names.
-    `allow=None` means the file set no allow list. This class only stores the
-    settings and does not filter tools.
-    """
-
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] = ()
-    read_only: bool = False
-
-    @classmethod
-    def default(cls) -> ServerPolicy:
-        """Return the policy of a server that has no entry under ``isobind.servers``."""
-        return cls()
+    oauth: ClientCredentials | None = field(default=None, repr=False)
+    """OAuth client credentials, from ``isobind.servers.<name>.oauth``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +112,10 @@ class Config:
     timeout: float
     memory_mb: int
     audit: Path | None
+    approve_writes: bool = False
+    """Whether every tool not annotated read-only needs approval before it runs."""
+    egress: EgressPolicy | None = field(default=None, repr=False)
+    """The origins that `fetch` in the sandbox may reach; `None` blocks `fetch`."""
 
 
 # The pydantic models below check only the JSON types. A key set to null counts as
@@ -145,12 +136,77 @@ class _ServerEntry(BaseModel):
     disabled: bool | None = None
 
 
+class _RateLimitEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    calls: Annotated[int, Field(ge=0)]
+    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _ArgumentEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    within: list[str] | None = None
+    one_of: list[Any] | None = Field(default=None, alias="oneOf")
+    minimum: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    maximum: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    pattern: str | None = None
+
+
+class _ToolEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    arguments: dict[str, _ArgumentEntry] | None = None
+    approve: bool | None = None
+    max_calls_per_run: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, alias="maxCallsPerRun"
+    )
+    rate_limit: _RateLimitEntry | None = Field(default=None, alias="rateLimit")
+
+
+class _OAuthEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    token_url: str = Field(alias="tokenUrl")
+    client_id: str = Field(alias="clientId")
+    client_secret: str = Field(alias="clientSecret")
+    scope: str | None = None
+    audience: str | None = None
+
+
 class _PolicyEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    oauth: _OAuthEntry | None = None
 
     allow: list[str] | None = None
     deny: list[str] | None = None
     read_only: bool | None = Field(default=None, alias="readOnly")
+    deny_destructive: bool | None = Field(default=None, alias="denyDestructive")
+    approve: list[str] | None = None
+    max_calls_per_run: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, alias="maxCallsPerRun"
+    )
+    rate_limit: _RateLimitEntry | None = Field(default=None, alias="rateLimit")
+    tools: dict[str, _ToolEntry] | None = None
+
+
+class _EgressOriginEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    origin: str
+    methods: list[str] | None = None
+    headers: dict[str, str] | None = None
+
+
+class _EgressEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    allow: list[_EgressOriginEntry]
+    max_response_bytes: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, alias="maxResponseBytes"
+    )
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
 class _IsobindSection(BaseModel):
@@ -159,6 +215,9 @@ class _IsobindSection(BaseModel):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     memory_mb: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="memoryMb")
     audit: str | None = None
+    default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
+    approve_writes: bool | None = Field(default=None, alias="approveWrites")
+    egress: _EgressEntry | None = None
     servers: dict[str, _PolicyEntry] | None = None
 
 
@@ -223,7 +282,7 @@ def parse_config(
         raise _translate_validation_error(exc, file) from None
 
     base_dir = Path.cwd() if path is None else path.absolute().parent
-    resolver = _Resolver(os.environ if environ is None else environ, file)
+    resolver = _Resolver(os.environ if environ is None else environ, file, base_dir)
     servers: dict[str, StdioServer | HttpServer] = {}
     disabled: set[str] = set()
     for name, entry in document.mcp_servers.items():
@@ -236,7 +295,17 @@ def parse_config(
         servers[name] = _build_server(name, entry, resolver, base_dir)
 
     section = document.isobind or _IsobindSection()
-    policies = _build_policies(section.servers or {}, servers, disabled, file)
+    for name, settings in (section.servers or {}).items():
+        if settings.oauth is not None and name in servers:
+            servers[name] = _with_oauth(servers[name], settings.oauth, resolver)
+    policies = _build_policies(
+        section.servers or {},
+        servers,
+        disabled,
+        _PolicyContext(file, base_dir, deny_by_default=section.default_policy == "deny"),
+    )
+    # Built before `Config`, so that the secrets it substitutes are in `resolver.secrets`.
+    egress = _build_egress(section.egress, resolver)
     return Config(
         path=None if path is None else path.absolute(),
         servers=MappingProxyType(servers),
@@ -245,6 +314,8 @@ def parse_config(
         timeout=_DEFAULT_TIMEOUT if section.timeout is None else float(section.timeout),
         memory_mb=_DEFAULT_MEMORY_MB if section.memory_mb is None else section.memory_mb,
         audit=_resolve_audit(section.audit, base_dir, file),
+        approve_writes=bool(section.approve_writes),
+        egress=egress,
     )
 
 
@@ -273,9 +344,10 @@ def _read_text(file: Path) -> str:
 class _Resolver:
     """Environment variable substitution for config strings, with a record of each value used."""
 
-    def __init__(self, environ: Mapping[str, str], file: str | None) -> None:
+    def __init__(self, environ: Mapping[str, str], file: str | None, base_dir: Path) -> None:
         self.environ = environ
         self.file = file
+        self.base_dir = base_dir
         self.secrets: set[str] = set()
 
     def error(self, message: str, key: str) -> ConfigError:
@@ -309,6 +381,11 @@ class _Resolver:
         return "".join(parts)
 
     def _lookup(self, reference: str, key: str) -> str:
+        if reference.startswith("secret:"):
+            secret = _read_secret(reference.removeprefix("secret:"), key, self)
+            self.secrets.add(secret)
+            return secret
+
         # The default is literal text up to the first '}', with no nested substitution.
         name, separator, default = reference.partition(":-")
         if not name.isidentifier() or not name.isascii():
@@ -332,7 +409,124 @@ class _Resolver:
         return value
 
 
-_SUBSTITUTION_HELP = "Write ${NAME} or ${NAME:-default}, and $$ for a literal $"
+_SUBSTITUTION_HELP = (
+    "Write ${NAME} or ${NAME:-default}, ${secret:env:NAME}, ${secret:file:PATH} or "
+    "${secret:keyring:SERVICE/USER}, and $$ for a literal $"
+)
+
+
+def _read_secret(source: str, key: str, resolver: _Resolver) -> str:
+    """Return the secret that a ``${secret:KIND:WHERE}`` reference names.
+
+    The value is never part of an error message, and neither is the reference,
+    which names only where the secret is kept.
+    """
+    kind, _, where = source.partition(":")
+    if kind == "env":
+        value = resolver.environ.get(where)
+        if value is None:
+            message = f"environment variable {where} is not set. Set it on the host"
+            raise resolver.error(message, key)
+    elif kind == "file":
+        value = _read_secret_file(resolver.base_dir / where, key, resolver)
+    elif kind == "keyring":
+        value = _read_keyring(where, key, resolver)
+    else:
+        message = f"unknown secret source {kind!r}. Use env, file or keyring"
+        raise resolver.error(message, key)
+
+    if not value.strip():
+        raise resolver.error(f"the secret from {kind} {where!r} is empty", key)
+    return value
+
+
+def _read_secret_file(file: Path, key: str, resolver: _Resolver) -> str:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise resolver.error(f"secret file {str(file)!r} not found", key) from None
+    except OSError as exc:
+        message = f"cannot read secret file {str(file)!r}: {exc.strerror or type(exc).__name__}"
+        raise resolver.error(message, key) from None
+    except UnicodeDecodeError:
+        raise resolver.error(f"secret file {str(file)!r} is not UTF-8", key) from None
+    # One final line feed is what editors and `echo` add; it is not part of the secret.
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _read_keyring(where: str, key: str, resolver: _Resolver) -> str:
+    service, slash, user = where.rpartition("/")
+    if not slash or not service or not user:
+        message = f"invalid keyring reference {where!r}. Write keyring:SERVICE/USER"
+        raise resolver.error(message, key)
+    import keyring  # imported here: finding a keyring backend takes time at import
+    import keyring.errors
+
+    try:
+        value = keyring.get_password(service, user)
+    except keyring.errors.KeyringError as exc:
+        message = f"the system keyring failed ({type(exc).__name__}) for service {service!r}"
+        raise resolver.error(message, key) from None
+    if value is None:
+        message = f"no keyring entry for service {service!r} and user {user!r}"
+        raise resolver.error(message, key)
+    return value
+
+
+def _build_egress(entry: _EgressEntry | None, resolver: _Resolver) -> EgressPolicy | None:
+    if entry is None:
+        return None
+    origins: dict[str, EgressOrigin] = {}
+    for index, item in enumerate(entry.allow):
+        key = f"isobind.egress.allow[{index}]"
+        origin = normalize_origin(item.origin)
+        if origin is None or urlsplit(item.origin).path not in ("", "/"):
+            message = "origin must be scheme://host[:port] with http or https and no path"
+            raise resolver.error(message, f"{key}.origin")
+        headers = {
+            name: resolver.substitute(value, f"{key}.headers.{name}")
+            for name, value in (item.headers or {}).items()
+        }
+        methods = frozenset(method.upper() for method in (item.methods or ["GET"]))
+        origins[origin] = EgressOrigin(origin, methods, MappingProxyType(headers))
+
+    policy = EgressPolicy(origins=MappingProxyType(origins))
+    if entry.max_response_bytes is not None:
+        policy = dataclasses.replace(policy, max_response_bytes=entry.max_response_bytes)
+    if entry.timeout is not None:
+        policy = dataclasses.replace(policy, timeout=float(entry.timeout))
+    return policy
+
+
+def _substitute_optional(text: str | None, key: str, resolver: _Resolver) -> str | None:
+    return None if text is None else resolver.substitute(text, key)
+
+
+def _with_oauth(
+    server: StdioServer | HttpServer, entry: _OAuthEntry, resolver: _Resolver
+) -> HttpServer:
+    key = f"isobind.servers.{server.name}.oauth"
+    if not isinstance(server, HttpServer):
+        message = "oauth applies only to HTTP servers, and this server has a command"
+        raise resolver.error(message, key)
+
+    token_url = resolver.substitute(entry.token_url, f"{key}.tokenUrl")
+    if urlsplit(token_url).scheme not in ("http", "https"):
+        raise resolver.error("tokenUrl must be an http:// or https:// URL", f"{key}.tokenUrl")
+    credentials = ClientCredentials(
+        token_url=token_url,
+        client_id=resolver.substitute(entry.client_id, f"{key}.clientId"),
+        client_secret=resolver.substitute(entry.client_secret, f"{key}.clientSecret"),
+        scope=_substitute_optional(entry.scope, f"{key}.scope", resolver),
+        audience=(
+            None
+            if entry.audience is None
+            else resolver.substitute(entry.audience, f"{key}.audience")
+        ),
+    )
+    # The client secret is scrubbed even when the file writes it without ${...}.
+    resolver.secrets.add(credentials.client_secret)
+    return dataclasses.replace(server, oauth=credentials)
 
 
 def _build_server(
@@ -451,13 +645,21 @@ def _build_http_server(name: str, entry: _ServerEntry, resolver: _Resolver) -> H
     return HttpServer(name=name, url=url, headers=MappingProxyType(headers))
 
 
+@dataclass(frozen=True, slots=True)
+class _PolicyContext:
+    file: str | None
+    base_dir: Path
+    deny_by_default: bool
+
+
 def _build_policies(
     entries: Mapping[str, _PolicyEntry],
     servers: Mapping[str, StdioServer | HttpServer],
     disabled: set[str],
-    file: str | None,
+    context: _PolicyContext,
 ) -> dict[str, ServerPolicy]:
-    policies = dict.fromkeys(servers, ServerPolicy.default())
+    default = ServerPolicy(deny_by_default=context.deny_by_default)
+    policies = dict.fromkeys(servers, default)
     for name, entry in entries.items():
         # A policy may outlive a server switched off with "disabled": true.
         if name in disabled:
@@ -468,14 +670,75 @@ def _build_policies(
                 f"no server named {name!r} in mcpServers{_suggest(name, servers)}. "
                 f"Known servers: {known}"
             )
-            raise ConfigError(message, path=file, key=f"isobind.servers.{name}")
+            raise ConfigError(message, path=context.file, key=f"isobind.servers.{name}")
 
+        key = f"isobind.servers.{name}"
+        tools = {
+            pattern: _build_tool_rule(tool, f"{key}.tools.{pattern}", context)
+            for pattern, tool in (entry.tools or {}).items()
+        }
         policies[name] = ServerPolicy(
             allow=None if entry.allow is None else tuple(entry.allow),
             deny=tuple(entry.deny or ()),
             read_only=bool(entry.read_only),
+            deny_destructive=bool(entry.deny_destructive),
+            approve=tuple(entry.approve or ()),
+            max_calls_per_run=entry.max_calls_per_run,
+            rate_limit=_build_rate_limit(entry.rate_limit),
+            tools=MappingProxyType(tools),
+            deny_by_default=context.deny_by_default,
         )
     return policies
+
+
+def _build_rate_limit(entry: _RateLimitEntry | None) -> RateLimit | None:
+    return None if entry is None else RateLimit(calls=entry.calls, seconds=entry.seconds)
+
+
+def _build_tool_rule(entry: _ToolEntry, key: str, context: _PolicyContext) -> ToolRule:
+    arguments = {
+        name: _build_argument_rule(argument, f"{key}.arguments.{name}", context)
+        for name, argument in (entry.arguments or {}).items()
+    }
+    return ToolRule(
+        arguments=MappingProxyType(arguments),
+        approve=bool(entry.approve),
+        max_calls_per_run=entry.max_calls_per_run,
+        rate_limit=_build_rate_limit(entry.rate_limit),
+    )
+
+
+def _build_argument_rule(entry: _ArgumentEntry, key: str, context: _PolicyContext) -> ArgumentRule:
+    within = None
+    if entry.within is not None:
+        if not entry.within:
+            message = "within is empty, so no path could pass. Give at least one directory"
+            raise ConfigError(message, path=context.file, key=f"{key}.within")
+        # Resolved once here, symlinks included, so that a checked argument is
+        # compared with the directory the server really sees.
+        within = tuple(
+            Path(os.path.realpath(context.base_dir / directory)) for directory in entry.within
+        )
+
+    pattern = None
+    if entry.pattern is not None:
+        try:
+            pattern = re.compile(entry.pattern)
+        except re.error as exc:
+            message = f"invalid regular expression: {exc}. Write a Python re pattern"
+            raise ConfigError(message, path=context.file, key=f"{key}.pattern") from exc
+
+    if entry.minimum is not None and entry.maximum is not None and entry.minimum > entry.maximum:
+        message = "minimum is greater than maximum, so no number could pass"
+        raise ConfigError(message, path=context.file, key=key)
+
+    return ArgumentRule(
+        within=within,
+        one_of=None if entry.one_of is None else tuple(entry.one_of),
+        minimum=entry.minimum,
+        maximum=entry.maximum,
+        pattern=pattern,
+    )
 
 
 def _resolve_audit(audit: str | None, base_dir: Path, file: str | None) -> Path | None:
@@ -519,10 +782,20 @@ def _describe_error(error: ErrorDetails) -> str:
     if kind == "greater_than":
         limit = error.get("ctx", {}).get("gt", 0)
         return f"must be greater than {limit:g}, not {_describe_value(value)}"
+    if kind == "greater_than_equal":
+        limit = error.get("ctx", {}).get("ge", 0)
+        return f"must be at least {limit:g}, not {_describe_value(value)}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}, not {_describe_value(value)}"
     if kind == "finite_number":
         return f"must be a finite number, not {_describe_value(value)}"
     if kind == "missing":
-        return "required key is missing. Add an object that maps each server name to its settings"
+        if tuple(error["loc"]) == ("mcpServers",):
+            return (
+                "required key is missing. Add an object that maps each server name to its settings"
+            )
+        return "required key is missing"
     if kind == "extra_forbidden":
         unknown = str(error["loc"][-1])
         valid = _valid_keys(error["loc"][:-1])
@@ -548,8 +821,27 @@ def _describe_value(value: object) -> str:
 
 
 def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
-    # Only the isobind section and its per-server policies reject unknown keys.
-    model: type[BaseModel] = _IsobindSection if len(parent) == 1 else _PolicyEntry
+    """Return the keys of the model at `parent`, walking the isobind section's models."""
+    model: type[BaseModel] = _IsobindSection
+    # The location alternates field names and free keys (server names, tool globs).
+    children: dict[str, type[BaseModel]] = {
+        "servers": _PolicyEntry,
+        "tools": _ToolEntry,
+        "arguments": _ArgumentEntry,
+        "rateLimit": _RateLimitEntry,
+        "oauth": _OAuthEntry,
+        "egress": _EgressEntry,
+        "allow": _EgressOriginEntry,
+    }
+    parts = list(parent[1:])
+    while parts:
+        part = str(parts.pop(0))
+        child = children.get(part)
+        if child is None:
+            break
+        model = child
+        if part not in ("rateLimit", "oauth", "egress") and parts:
+            parts.pop(0)
     return [info.alias or name for name, info in model.model_fields.items()]
 
 

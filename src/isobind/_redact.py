@@ -38,11 +38,13 @@ import itertools
 import logging
 import re
 import string
+import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar, final
+from typing import NoReturn, Protocol, TypeVar, final
 
-__all__ = ["REDACTED", "Redactor"]
+__all__ = ["REDACTED", "LiveRedactor", "Redactor", "Scrubber"]
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +352,15 @@ class Redactor:
     def contains_secret(self, text: str) -> bool:
         """Return whether `text` contains any form of any secret."""
         return next(self._matcher.find_spans(text), None) is not None
+
+    def find_spans(self, text: str) -> list[tuple[int, int]]:
+        """Return the sorted start and end of every form of every secret in `text`."""
+        return sorted(self._matcher.find_spans(text))
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """The secrets, for building a larger redactor. Never log or show them."""
+        return self._secrets
 
     def scrub(self, value: object) -> object:
         """Return a deep copy of `value` with every secret in its strings redacted.
@@ -673,3 +684,100 @@ def _base64_forms(data: bytes) -> list[_Form]:
         extensions = {core + tail, core + tail.rstrip(b"=")} - {core}
         forms.append(_Form(core, extensions=tuple(sorted(extensions, key=len, reverse=True))))
     return forms
+
+
+class Scrubber(Protocol):
+    """What the host needs to scrub output: a `Redactor` or a `LiveRedactor`."""
+
+    def scrub_text(self, text: str) -> str: ...
+
+    def scrub(self, value: object) -> object: ...
+
+    def find_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def contains_secret(self, text: str) -> bool: ...
+
+
+class LiveRedactor:
+    """A redactor to which secrets can be added while it is in use.
+
+    OAuth access tokens are issued after start-up and replaced on refresh, so the
+    parts of the host that scrub output share one `LiveRedactor` and see each new
+    token at once. Adding rebuilds the inner `Redactor` under a lock, and readers
+    use whichever `Redactor` was current when they started.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._redactor = Redactor(secrets)
+        self._lock = threading.Lock()
+        self._prefix_forms = _prefix_forms(self._redactor.secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Scrub `secrets` too from now on."""
+        with self._lock:
+            new = set(secrets) - self._redactor.secrets
+            if not new:
+                return
+            self._redactor = self._redactor.merged(new)
+            self._prefix_forms = _prefix_forms(self._redactor.secrets)
+
+    @property
+    def current(self) -> Redactor:
+        """The `Redactor` for the secrets known now."""
+        return self._redactor
+
+    def scrub_text(self, text: str) -> str:
+        return self._redactor.scrub_text(text)
+
+    def scrub(self, value: object) -> object:
+        return self._redactor.scrub(value)
+
+    def find_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._redactor.find_spans(text)
+
+    def contains_secret(self, text: str) -> bool:
+        return self._redactor.contains_secret(text)
+
+    def ends_with_secret_start(self, text: str) -> bool:
+        """Return whether `text` ends with the first characters of a secret.
+
+        Checked forms: clear text, standard and URL-safe base64, lowercase and
+        uppercase hex, and `quote(safe="")`. Only the first `_MIN_PREFIX` or more
+        characters of a form count, so that ordinary text is rarely held back.
+        """
+        for form in self._prefix_forms:
+            longest = min(len(form) - 1, len(text))
+            for size in range(_MIN_PREFIX, longest + 1):
+                if text.endswith(form[:size]):
+                    return True
+        return False
+
+    def __bool__(self) -> bool:
+        return bool(self._redactor)
+
+    def __repr__(self) -> str:
+        return f"<LiveRedactor of {len(self._redactor.secrets)} secrets>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a LiveRedactor cannot be pickled, because that would write its secrets")
+
+
+# The shortest start of a secret that holds back a log line until the next one.
+_MIN_PREFIX = 3
+
+
+def _prefix_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    forms: set[str] = set()
+    for secret in secrets:
+        data = secret.encode("utf-8")
+        forms.update(
+            (
+                secret,
+                base64.b64encode(data).decode(),
+                base64.urlsafe_b64encode(data).decode().rstrip("="),
+                data.hex(),
+                data.hex().upper(),
+                urllib.parse.quote(secret, safe=""),
+            )
+        )
+    return tuple(form for form in forms if len(form) > _MIN_PREFIX)

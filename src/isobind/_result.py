@@ -31,16 +31,28 @@ class CallRecord:
     ok: bool
     error: dict[str, str] | None
     duration_ms: float
+    dry_run: bool = False
+    """Whether a dry run refused the call instead of running it."""
+    start_ms: float = 0.0
+    """When the call arrived, in milliseconds from the start of the execution.
+
+    The execution starts before type erasure and isolate start-up, which the
+    run's `duration` leaves out, so `start_ms` can exceed the run's duration.
+    """
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "server": self.server,
             "tool": self.tool,
             "input": self.input,
             "ok": self.ok,
             "error": self.error,
+            "startMs": round(self.start_ms, 3),
             "durationMs": round(self.duration_ms, 3),
         }
+        if self.dry_run:
+            data["dryRun"] = True
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +87,21 @@ class ExecutionResult:
     """Wall-clock seconds from the request to the result."""
     execution_id: str = ""
     logs_dropped: int = 0
+    dry_run: bool = False
+    """Whether the run was a dry run, in which writing tools were not called."""
+
+    @property
+    def would_call(self) -> list[CallRecord]:
+        """The calls a dry run refused, which a real run would have made."""
+        return [call for call in self.calls if call.dry_run]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the `--json` form: `ok`, `result`, `logs`, `calls`, `error` and more."""
-        return {
+        """Return the `--json` form: `ok`, `result`, `logs`, `calls`, `error` and more.
+
+        A dry run adds ``dryRun: true`` and ``wouldCall``, the server, tool and input
+        of each call it refused.
+        """
+        data = {
             "ok": self.ok,
             "result": self.result,
             "logs": [entry.to_dict() for entry in self.logs],
@@ -88,3 +111,10 @@ class ExecutionResult:
             "durationMs": round(self.duration * 1000, 3),
             "executionId": self.execution_id,
         }
+        if self.dry_run:
+            data["dryRun"] = True
+            data["wouldCall"] = [
+                {"server": call.server, "tool": call.tool, "input": call.input}
+                for call in self.would_call
+            ]
+        return data

@@ -16,17 +16,22 @@ from typing import Any, Literal
 
 import anyio.to_thread
 
+from ._approval import Approver
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
-from ._config import Config, ServerPolicy, load_config
+from ._config import Config, HttpServer, load_config
+from ._egress import EGRESS_KEY, EgressGateway
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
+from ._errors import ApiError, ClosedError, ConfigError
 from ._functions import FunctionTools
-from ._policy import check_tool
-from ._redact import Redactor
+from ._log_scrub import scrub_credential_shapes
+from ._oauth import ClientCredentialsAuth
+from ._policy import ServerPolicy, check_tool
+from ._redact import LiveRedactor
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import CallReply, CallRequest, Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._search import DISCOVERY_SERVER, ServerSummary, ToolCatalog, discovery_reply
+from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api, render_api
 from ._upstream import McpConnection
@@ -57,8 +62,27 @@ class Toolbox:
         limits: Limits | None = None,
         audit: AuditLog | str | os.PathLike[str] | None = None,
         secrets: Iterable[str] = (),
+        approve: Approver | None = None,
+        approval_timeout: float = 300.0,
+        approve_writes: bool | None = None,
+        tracer_provider: Any = None,
     ):
+        """Set up the toolbox; nothing connects until `open()`.
+
+        `approve` decides the calls that a rule marks for approval: it receives an
+        `ApprovalRequest` and must return `True` (or an awaitable of `True`) within
+        `approval_timeout` seconds for the call to run. `approve_writes` (default:
+        the config's ``approveWrites``) requires approval for every tool not
+        annotated read-only. Spans of executions and calls go to `tracer_provider`
+        (an OpenTelemetry ``TracerProvider``), else to the global provider.
+        """
         self.config = config
+        self._telemetry = Telemetry(tracer_provider)
+        self._approver = approve
+        self._approval_timeout = approval_timeout
+        if approve_writes is None:
+            approve_writes = config.approve_writes if config is not None else False
+        self._approve_writes = approve_writes
         self._functions = list(functions)
         if limits is None:
             limits = Limits()
@@ -68,13 +92,14 @@ class Toolbox:
         all_secrets = set(secrets)
         if config is not None:
             all_secrets |= config.secrets
-        self.redactor = Redactor(all_secrets)
+        self.redactor = LiveRedactor(all_secrets)
         if audit is None and config is not None and config.audit is not None:
             audit = config.audit
         if audit is not None and not isinstance(audit, AuditLog):
             audit = AuditLog(audit)
         self.audit = audit.with_redactor(self.redactor) if audit is not None else None
         self._connections: dict[str, McpConnection] = {}
+        self._egress: EgressGateway | None = None
         self._registry: ToolRegistry | None = None
         self._catalog: ToolCatalog | None = None
         self._declaration = ""
@@ -129,18 +154,24 @@ class Toolbox:
     async def _connect_all(self) -> None:
         if self.config is None:
             return
+        if self.config.egress is not None:
+            self._egress = EgressGateway(self.config.egress, self.redactor)
         for name, server in self.config.servers.items():
-            self._connections[name] = McpConnection(server, redactor=self.redactor)
+            auth = None
+            if isinstance(server, HttpServer) and server.oauth is not None:
+                auth = ClientCredentialsAuth(server.oauth, on_token=self._add_secret)
+            self._connections[name] = McpConnection(server, redactor=self.redactor, auth=auth)
         try:
             async with asyncio.TaskGroup() as group:
                 for connection in self._connections.values():
                     group.create_task(connection.open())
-        except* UpstreamError as failures:
-            errors = list(failures.exceptions)
-            if len(errors) == 1:
-                raise errors[0] from None
-            lines = "\n".join(f"  {error}" for error in errors)
-            raise UpstreamError(f"{len(errors)} servers failed:\n{lines}", server=None) from None
+        except ExceptionGroup as failures:
+            # Report the first server that failed as it is, not wrapped in a group.
+            first = _first_leaf(failures)
+            raise first from first.__cause__
+
+    def _add_secret(self, secret: str) -> None:
+        self.redactor.add([secret])
 
     async def _build_api(self) -> None:
         sources: dict[str, ToolSource] = dict(self._connections)
@@ -165,7 +196,17 @@ class Toolbox:
         # The problems of these schemas were logged by the first rendering.
         self._declaration = allowed_api.declaration
         self._callable_tools = tuple(sorted(allowed_api.bindings))
-        self._registry = ToolRegistry(api, sources, policies, self.redactor)
+        self._registry = ToolRegistry(
+            api,
+            sources,
+            policies,
+            self.redactor,
+            approver=self._approver,
+            approval_timeout=self._approval_timeout,
+            approve_writes=self._approve_writes,
+            telemetry=self._telemetry,
+            egress=self._egress,
+        )
         self._catalog = _build_catalog(api, policies, sources)
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
@@ -261,6 +302,7 @@ class Toolbox:
         timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
+        dry_run: bool = False,
         on_call: Callable[[CallRecord], None] | None = None,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
@@ -269,6 +311,10 @@ class Toolbox:
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
         `on_call` receives the record of each tool call as soon as the call ends.
+
+        With `dry_run`, every tool not annotated read-only is answered with a
+        `PermissionDeniedError` instead of running, and `ExecutionResult.would_call`
+        lists those calls.
         """
         registry = self._require_open()
         limits = self.limits
@@ -277,8 +323,30 @@ class Toolbox:
         if memory_mb is not None:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
+        attributes: dict[str, str | int | bool] = {
+            "isobind.execution_id": execution_id,
+            "isobind.dry_run": dry_run,
+        }
+        with self._telemetry.span("isobind.execution", attributes) as span:
+            result = await self._execute(
+                registry, code, limits, filename, execution_id, dry_run, on_call
+            )
+            error_name = result.error.name if result.error is not None else None
+            finish_span(span, ok=result.ok, error_name=error_name, calls=len(result.calls))
+        return result
+
+    async def _execute(
+        self,
+        registry: ToolRegistry,
+        code: str,
+        limits: Limits,
+        filename: str,
+        execution_id: str,
+        dry_run: bool,
+        on_call: Callable[[CallRecord], None] | None,
+    ) -> ExecutionResult:
         started_at = datetime.datetime.now(datetime.UTC)
-        dispatcher = CallDispatcher(registry, on_call=on_call)
+        dispatcher = CallDispatcher(registry, dry_run=dry_run, on_call=on_call)
 
         try:
             javascript = erase_types(code)
@@ -295,6 +363,8 @@ class Toolbox:
             runtime_api: dict[str, list[str]] = {}
             for server, tool in registry.api.bindings:
                 runtime_api.setdefault(server, []).append(tool)
+            if registry.egress is not None:
+                runtime_api[EGRESS_KEY] = ["request"]
             outcome = await run_in_isolate(
                 javascript,
                 api=runtime_api,
@@ -304,9 +374,10 @@ class Toolbox:
             )
 
         result = self._build_result(outcome, dispatcher, execution_id)
+        result = replace(result, dry_run=dry_run)
         if self.audit is not None:
-            record = _audit_record(result, code, started_at, limits)
-            await anyio.to_thread.run_sync(self.audit.write, record)
+            records = _audit_records(result, code, started_at, limits)
+            await anyio.to_thread.run_sync(self.audit.append, records)
         return result
 
     def _with_discovery(
@@ -352,7 +423,10 @@ class Toolbox:
                 line=raw.get("line"),
                 column=raw.get("column"),
             )
-        logs = [LogEntry(entry["level"], scrub(entry["message"])) for entry in outcome.logs]
+        logs = [
+            LogEntry(entry["level"], scrub_credential_shapes(scrub(entry["message"])))
+            for entry in outcome.logs
+        ]
         return ExecutionResult(
             ok=error is None,
             result=value,
@@ -370,6 +444,8 @@ class Toolbox:
             return
         self._state = "closed"
         await wait_closed()
+        if self._egress is not None:
+            await self._egress.aclose()
         connections = list(self._connections.values())
         if connections:
             await asyncio.gather(
@@ -411,6 +487,8 @@ def well_formed_data(value: Any) -> Any:
         elif isinstance(item, list):
             stack.extend((item, index) for index in range(len(item)))
     return root[0]
+
+
 def _build_catalog(
     api: Api, policies: Mapping[str, ServerPolicy], sources: Mapping[str, ToolSource]
 ) -> ToolCatalog:
@@ -447,11 +525,21 @@ def _server_info(source: ToolSource) -> tuple[str | None, str | None]:
     return title, description
 
 
-def _audit_record(
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    inner = group.exceptions[0]
+    return _first_leaf(inner) if isinstance(inner, BaseExceptionGroup) else inner
+
+
+def _audit_records(
     result: ExecutionResult, code: str, started_at: datetime.datetime, limits: Limits
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Return one record per call, then the execution record (see `_audit` for the format)."""
     data = result.to_dict()
-    return {
+    records: list[dict[str, Any]] = [
+        {"type": "call", "executionId": result.execution_id, "index": index, **call}
+        for index, call in enumerate(data["calls"])
+    ]
+    execution = {
         "type": "execution",
         "executionId": result.execution_id,
         "startedAt": started_at.isoformat(),
@@ -465,3 +553,7 @@ def _audit_record(
         "timings": {"durationMs": data["durationMs"]},
         "limits": {"timeoutS": limits.timeout, "memoryMb": limits.memory_mb},
     }
+    if result.dry_run:
+        execution["dryRun"] = True
+    records.append(execution)
+    return records

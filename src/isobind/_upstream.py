@@ -30,7 +30,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from ._config import HttpServer, StdioServer
 from ._errors import ClosedError, UpstreamError
-from ._redact import Redactor
+from ._log_scrub import LineScrubber
+from ._redact import Scrubber
 from ._tools import ToolAnnotations, ToolSpec
 
 __all__ = ["McpConnection"]
@@ -47,10 +48,10 @@ _SHUTDOWN_TIMEOUT = 10.0
 class _StderrRelay:
     """A pipe for a server's stderr; a thread logs each line, scrubbed of secrets."""
 
-    def __init__(self, server: str, redactor: Redactor):
+    def __init__(self, server: str, redactor: Scrubber):
         self.server = server
-        self.redactor = redactor
         self.tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        self._lines = LineScrubber(redactor, self._log)
         read_fd, write_fd = os.pipe()
         self.writer = os.fdopen(write_fd, "w", encoding="utf-8", errors="replace")
         self._reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
@@ -62,9 +63,12 @@ class _StderrRelay:
     def _pump(self) -> None:
         with self._reader:
             for line in self._reader:
-                text = self.redactor.scrub_text(line.rstrip("\n"))
-                self.tail.append(text)
-                logger.debug("server %s stderr: %s", self.server, text)
+                self._lines.feed(line.rstrip("\n"))
+        self._lines.flush()
+
+    def _log(self, text: str) -> None:
+        self.tail.append(text)
+        logger.debug("server %s stderr: %s", self.server, text)
 
     def close(self) -> None:
         # The child has its own copy of the write end, so the reader thread
@@ -114,12 +118,15 @@ class McpConnection:
         self,
         server: StdioServer | HttpServer,
         *,
-        redactor: Redactor,
+        redactor: Scrubber,
         startup_timeout: float = 30.0,
+        auth: httpx2.Auth | None = None,
     ):
         self.server = server
         self.name = server.name
         self._redactor = redactor
+        self._auth = auth
+        self._log_lines = LineScrubber(redactor, self._log_notification)
         self._startup_timeout = startup_timeout
         self._session: ClientSession | None = None
         self._ready = asyncio.Event()
@@ -199,15 +206,18 @@ class McpConnection:
                 logger.warning("MCP server %s disconnected: %s", self.name, error)
         finally:
             self._session = None
+            self._log_lines.flush()
             if self._stderr is not None:
                 self._stderr.close()
 
     async def _server_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        """Log an MCP log notification from the server, scrubbed of secrets."""
+        """Log an MCP log notification from the server, scrubbed of secrets, line by line."""
         data = params.data if isinstance(params.data, str) else repr(params.data)
-        logger.debug(
-            "server %s log (%s): %s", self.name, params.level, self._redactor.scrub_text(data)
-        )
+        for line in data.split("\n"):
+            self._log_lines.feed(line, label=f"({params.level}) ")
+
+    def _log_notification(self, text: str) -> None:
+        logger.debug("server %s log %s", self.name, text)
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
         server = self.server
@@ -223,6 +233,7 @@ class McpConnection:
         client = httpx2.AsyncClient(
             headers=dict(server.headers),
             timeout=httpx2.Timeout(30.0, read=300.0),
+            auth=self._auth,
         )
         return _http_transport(server.url, client)
 

@@ -56,6 +56,58 @@ async def log_token(ctx: Context) -> str:
     return "logged"
 
 
+def _encodings() -> dict[str, str]:
+    token = _token().encode()
+    return {
+        "clear": _token(),
+        "base64": base64.b64encode(token).decode(),
+        "url": urllib.parse.quote(_token(), safe=""),
+        "hex": token.hex(),
+    }
+
+
+@server.tool(name="log-every-form")
+async def log_every_form(ctx: Context) -> str:
+    """Write the token in every encoding to stderr and to log notifications, whole and split."""
+    for name, form in _encodings().items():
+        middle = len(form) // 2
+        print(f"{name}: {form}", file=sys.stderr, flush=True)
+        print(f"{name} split: {form[:middle]}", file=sys.stderr, flush=True)
+        print(f"{form[middle:]} (end of {name})", file=sys.stderr, flush=True)
+        await ctx.info(f"{name}: {form}")
+        await ctx.info(f"{name} split: {form[:middle]}")
+        await ctx.info(f"{form[middle:]} (end of {name})")
+    print("stderr done", file=sys.stderr, flush=True)
+    await ctx.info("log done")
+    return "logged"
+
+
+@server.tool(name="fail-every-form")
+def fail_every_form() -> str:
+    """Fail with the token in every encoding in the error message."""
+    raise ToolError(" ".join(f"{name}={form}" for name, form in _encodings().items()))
+
+
+@server.tool(name="log-shapes")
+def log_shapes() -> str:
+    """Write credentials that no config names to stderr: key prefixes, a bearer, a private key."""
+    lines = [
+        "github ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
+        "aws AKIAIOSFODNN7EXAMPLE",
+        "slack xoxb-1234567890-abcdefghij",
+        "openai sk-proj-abcdefghijklmnopqrstuvwx",
+        "header Authorization: Bearer abc.def-ghi_jkl~mno",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEAuniquekeybodyline1",
+        "uniquekeybodyline2xyz",
+        "-----END RSA PRIVATE KEY-----",
+        "shapes done",
+    ]
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+    return "logged"
+
+
 @server.tool(name="echo")
 def echo(value: str) -> str:
     """Return `value` unchanged."""

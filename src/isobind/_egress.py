@@ -1,0 +1,188 @@
+"""The optional egress gateway: `fetch` in the sandbox, performed by the host.
+
+Without an ``isobind.egress`` section, `fetch` fails with `NetworkAccessError`.
+With one, each `fetch` crosses to the host as data. The host checks the request's
+origin and method against the allow list and adds the credential headers
+configured for that origin. It then makes the request with httpx2 under the time
+and size limits, scrubs the response of secrets and returns status, headers and text.
+
+Redirects are not followed, because the target of a redirect may be an origin
+that is not allowed. The code receives the 3xx response and may fetch its
+``Location`` itself, which is checked like any request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+
+from ._redact import Scrubber
+from ._sandbox import CallReply
+
+__all__ = ["EGRESS_KEY", "EgressGateway", "EgressOrigin", "EgressPolicy", "normalize_origin"]
+
+EGRESS_KEY = "(fetch)"
+"""The server identifier under which the prelude sends `fetch` requests."""
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Headers that the host sets or that would let the code change how the request is
+# routed or framed.
+_REMOVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "proxy-authorization"}
+)
+
+
+def normalize_origin(url: str) -> str | None:
+    """Return ``scheme://host[:port]`` of `url` (lowercase, default port left out), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EgressOrigin:
+    """One allowed origin: its methods and the headers the host adds (may be secret)."""
+
+    origin: str
+    methods: frozenset[str]
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    """The ``isobind.egress`` section: allowed origins and limits per request."""
+
+    origins: Mapping[str, EgressOrigin]
+    max_response_bytes: int = 1024 * 1024
+    timeout: float = 10.0
+
+
+class EgressGateway:
+    """Performs the sandbox's `fetch` requests that the policy allows."""
+
+    def __init__(self, policy: EgressPolicy, redactor: Scrubber) -> None:
+        self.policy = policy
+        self._redactor = redactor
+        self._client = httpx2.AsyncClient(follow_redirects=False, trust_env=False)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def check(self, request: Mapping[str, Any]) -> tuple[EgressOrigin | None, str]:
+        """Return the allowed origin of `request`, or None and why it is rejected."""
+        url = request.get("url")
+        method = request.get("method")
+        if not isinstance(url, str) or not isinstance(method, str):
+            return None, "fetch: the request has no URL or method"
+        origin = normalize_origin(url)
+        shown = self._redactor.scrub_text(url[:200])
+        if origin is None:
+            return None, f"fetch({shown}) is not available: only http and https URLs can be fetched"
+        rule = self.policy.origins.get(origin)
+        if rule is None:
+            return None, (
+                f"fetch({shown}) is not available: the origin {origin} is not in "
+                "isobind.egress.allow"
+            )
+        if method.upper() not in rule.methods:
+            allowed = ", ".join(sorted(rule.methods))
+            return None, (
+                f"fetch({shown}) is not available: method {method.upper()} is not allowed "
+                f"for {origin} (allowed: {allowed})"
+            )
+        return rule, ""
+
+    async def fetch(self, request: Mapping[str, Any]) -> CallReply:
+        """Check and perform one request; the reply's value is status, headers and text."""
+        rule, reason = self.check(request)
+        if rule is None:
+            return CallReply.failure("NetworkAccessError", reason)
+
+        given = request.get("headers")
+        # Headers the host adds replace any of the same name that the code set.
+        replaced = _REMOVED_HEADERS | {name.lower() for name in rule.headers}
+        headers = {
+            str(name): str(value)
+            for name, value in (given.items() if isinstance(given, dict) else ())
+            if str(name).lower() not in replaced
+        }
+        headers.update(rule.headers)
+        body = request.get("body")
+        url = str(request["url"])
+        method = str(request["method"]).upper()
+        try:
+            with anyio.fail_after(self.policy.timeout):
+                return await self._send(rule.origin, url, method, headers, body)
+        except TimeoutError:
+            return CallReply.failure(
+                "NetworkAccessError",
+                f"fetch to {rule.origin} timed out after {self.policy.timeout:g} s",
+            )
+        except httpx2.HTTPError as error:
+            logger.info("egress request to %s failed: %s", rule.origin, type(error).__name__)
+            return CallReply.failure(
+                "NetworkAccessError", f"fetch to {rule.origin} failed: {type(error).__name__}"
+            )
+
+    async def _send(
+        self, origin: str, url: str, method: str, headers: dict[str, str], body: Any
+    ) -> CallReply:
+        limit = self.policy.max_response_bytes
+        content = body.encode("utf-8") if isinstance(body, str) else None
+        request = self._client.build_request(method, url, headers=headers, content=content)
+        # The origin was checked with urllib's parser; the request goes where httpx2's
+        # parser says, so both must agree, or a crafted URL could reach another host.
+        # NOTE: no URL tried so far (userinfo, backslash, percent-encoding tricks)
+        # makes the two disagree, so this branch has not run.
+        sent_to = normalize_origin(str(request.url))
+        if sent_to != origin:
+            return CallReply.failure(
+                "NetworkAccessError",
+                f"fetch({self._redactor.scrub_text(url[:200])}) is not available: the URL "
+                "is ambiguous, so its origin cannot be checked",
+            )
+        response = await self._client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    return CallReply.failure(
+                        "LimitExceededError",
+                        f"fetch({self._redactor.scrub_text(url[:200])}): the response is "
+                        f"larger than {limit} bytes",
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+
+        # NOTE: the body is decoded as text, so binary responses arrive damaged.
+        text = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+        value = {
+            "status": response.status_code,
+            "statusText": response.reason_phrase,
+            "url": url,
+            "headers": dict(response.headers.items()),
+            "body": text,
+        }
+        return CallReply.success(json.dumps(self._redactor.scrub(value)))
