@@ -17,6 +17,7 @@ from ._errors import (
     UpstreamError,
 )
 from ._functions import FunctionTools
+from ._pool import SandboxSettings
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
 from ._toolbox import Toolbox
@@ -34,6 +35,7 @@ SANDBOX_ERROR_NAMES = (
     "DeadlockError",
     "ResultTooLargeError",
     "LimitExceededError",
+    "WorkerCrashedError",
     "SyntaxError",
 )
 """Names that `ExecutionResult.error.name` takes for isobind's own errors.
@@ -57,6 +59,7 @@ __all__ = [
     "Limits",
     "LogEntry",
     "SandboxError",
+    "SandboxSettings",
     "ServerPolicy",
     "StdioServer",
     "ToolAnnotations",

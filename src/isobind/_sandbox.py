@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from py_mini_racer import (
@@ -50,6 +51,7 @@ __all__ = [
     "CallRequest",
     "Limits",
     "SandboxOutcome",
+    "create_isolate",
     "run_in_isolate",
     "wait_closed",
 ]
@@ -85,6 +87,14 @@ class Limits:
     """Tool calls one run may start."""
     max_concurrent_calls: int = 64
     """Tool calls in flight at once; later calls wait for a free slot."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        names = [item.name for item in dataclasses.fields(cls)]
+        return cls(**{name: data[name] for name in names if name in data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +145,44 @@ class SandboxOutcome:
     def ok(self) -> bool:
         return self.error is None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result_text": self.result_text,
+            "error": self.error,
+            "logs": self.logs,
+            "logs_dropped": self.logs_dropped,
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SandboxOutcome:
+        """Rebuild an outcome sent by a worker, checking the type of every field."""
+        result_text = data.get("result_text")
+        error = data.get("error")
+        logs = data.get("logs", [])
+        if result_text is not None and not isinstance(result_text, str):
+            raise TypeError("result_text is not a string")
+        if error is not None and not (
+            isinstance(error, dict)
+            and isinstance(error.get("name"), str)
+            and isinstance(error.get("message"), str)
+        ):
+            raise TypeError("error is not an object with a name and a message")
+        if not isinstance(logs, list) or not all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("level"), str)
+            and isinstance(entry.get("message"), str)
+            for entry in logs
+        ):
+            raise TypeError("logs is not a list of {level, message} objects")
+        return cls(
+            result_text=result_text,
+            error=error,
+            logs=logs,
+            logs_dropped=int(data.get("logs_dropped", 0)),
+            duration=float(data.get("duration", 0.0)),
+        )
+
 
 _engine_lock = threading.Lock()
 _engine_ready = False
@@ -162,11 +210,11 @@ _bootstrap_source: str | None = None
 
 
 def _bootstrap_template() -> str:
+    """Return the prelude's source, read once; a locked-down worker reads it before lockdown."""
     global _bootstrap_source
     if _bootstrap_source is None:
-        _bootstrap_source = (
-            resources.files("isobind").joinpath("_bootstrap.js").read_text(encoding="utf-8")
-        )
+        path = Path(__file__).with_name("_bootstrap.js")
+        _bootstrap_source = path.read_text(encoding="utf-8")
     return _bootstrap_source
 
 
@@ -367,14 +415,17 @@ async def run_in_isolate(
     handler: CallHandler,
     limits: Limits,
     filename: str = "code.ts",
+    isolate: _Isolate | None = None,
 ) -> SandboxOutcome:
     """Run JavaScript `code` as the body of an async function in a fresh isolate.
 
     `api` lists the tool identifiers per server identifier that `tools` exposes;
-    each call reaches `handler`. The isolate is closed before this returns,
-    whatever happened.
+    each call reaches `handler`. `isolate`, from `create_isolate()`, is used
+    when given; it must never have run code. The isolate is closed once the
+    run ends, whatever happened, and is never reused.
     """
-    isolate = await _Isolate.create()
+    if isolate is None:
+        isolate = await _Isolate.create()
     run = _Run(isolate, handler, limits, filename)
     try:
         isolate.set_memory_limit(limits.memory_mb * _MiB)
@@ -386,6 +437,11 @@ async def run_in_isolate(
         # wait for it. `wait_closed()` waits for every close still running.
         _close_in_background(isolate)
     return run.outcome
+
+
+async def create_isolate() -> _Isolate:
+    """Create an isolate ahead of a run, for `run_in_isolate(isolate=...)`."""
+    return await _Isolate.create()
 
 
 _closing: set[asyncio.Task[None]] = set()

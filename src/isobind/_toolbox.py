@@ -22,6 +22,7 @@ from ._erase import TypeScriptSyntaxError, erase_types
 from ._errors import ApiError, ClosedError
 from ._functions import FunctionTools
 from ._policy import check_tool
+from ._pool import SandboxSettings, WorkerPool
 from ._redact import Redactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
@@ -44,7 +45,9 @@ class Toolbox:
             result = await toolbox.execute("return await tools.time.get_current_time(...)")
 
     Upstream sessions open once in `open()` and are reused by every execution;
-    each execution gets a fresh V8 isolate that is closed when it ends.
+    each execution gets a fresh V8 isolate that is closed when it ends. The
+    isolates run in locked-down worker processes, started on the first
+    execution, unless `sandbox=SandboxSettings(mode="inprocess")`.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Toolbox:
         *,
         functions: Iterable[FunctionTools] = (),
         limits: Limits | None = None,
+        sandbox: SandboxSettings | None = None,
         audit: AuditLog | str | os.PathLike[str] | None = None,
         secrets: Iterable[str] = (),
     ):
@@ -63,6 +67,10 @@ class Toolbox:
             if config is not None:
                 limits = replace(limits, timeout=config.timeout, memory_mb=config.memory_mb)
         self.limits = limits
+        self.sandbox = sandbox if sandbox is not None else SandboxSettings()
+        self._pool: WorkerPool | None = None
+        if self.sandbox.mode == "workers":
+            self._pool = WorkerPool(self.sandbox)
         all_secrets = set(secrets)
         if config is not None:
             all_secrets |= config.secrets
@@ -211,7 +219,8 @@ class Toolbox:
             runtime_api: dict[str, list[str]] = {}
             for server, tool in registry.api.bindings:
                 runtime_api.setdefault(server, []).append(tool)
-            outcome = await run_in_isolate(
+            run = self._pool.run if self._pool is not None else run_in_isolate
+            outcome = await run(
                 javascript,
                 api=runtime_api,
                 handler=dispatcher,
@@ -259,6 +268,8 @@ class Toolbox:
         if self._state == "closed":
             return
         self._state = "closed"
+        if self._pool is not None:
+            await self._pool.aclose()
         await wait_closed()
         connections = list(self._connections.values())
         if connections:
