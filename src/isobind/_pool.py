@@ -265,6 +265,7 @@ class WorkerPool:
                 ready = await asyncio.shield(worker.ready)
         except (TimeoutError, SandboxError) as error:
             worker.kill()
+            await _reap(worker)
             raise SandboxError(
                 f"sandbox worker {number} (pid {process.pid}) did not start: {error}"
             ) from error
@@ -333,12 +334,15 @@ class WorkerPool:
         worker.kill()
         if worker in self._workers:
             self._workers.remove(worker)
-        if not worker.ready.done():
+        was_ready = worker.ready.done()
+        if not was_ready:
             worker.ready.set_exception(SandboxError(reason))
         for pending in worker.runs.values():
             if not pending.outcome.done():
                 pending.outcome.set_result(_crash_outcome(worker, reason))
-        if not self._closed:
+        # A worker that failed to start is not replaced here: `_start_process`
+        # raises for it, and replacing it would loop if every start fails.
+        if was_ready and not self._closed:
             logger.warning(
                 "sandbox worker %d (pid %d) failed: %s; starting a replacement",
                 worker.number,
@@ -380,6 +384,8 @@ async def _reap(worker: _Worker, grace: float = 0.0) -> None:
 
 
 async def _finish_reader(worker: _Worker) -> None:
+    if worker.process.stdin is not None:
+        worker.process.stdin.close()
     # The reader stops at end of file, which follows the exit because a
     # worker cannot start a process that could keep the pipe open.
     if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
