@@ -21,7 +21,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -206,19 +208,27 @@ def _init_engine() -> None:
         _engine_ready = True
 
 
-_bootstrap_source: str | None = None
+_prelude_source: str | None = None
+_SOURCE_URL = "//# sourceURL=isobind:bootstrap"
 
 
 def _bootstrap_template() -> str:
-    """Return the prelude's source, read once; a locked-down worker reads it before lockdown."""
-    global _bootstrap_source
-    if _bootstrap_source is None:
-        path = Path(__file__).with_name("_bootstrap.js")
-        _bootstrap_source = path.read_text(encoding="utf-8")
-    return _bootstrap_source
+    """Return the prelude: `_bootstrap.js`, then `_webapis.js`, as one script.
+
+    It is read once; a locked-down worker reads it before lockdown.
+    """
+    global _prelude_source
+    if _prelude_source is None:
+        here = Path(__file__).parent
+        bootstrap = (here / "_bootstrap.js").read_text(encoding="utf-8")
+        webapis = (here / "_webapis.js").read_text(encoding="utf-8")
+        bootstrap = bootstrap.replace(_SOURCE_URL, "")
+        _prelude_source = f"{bootstrap}\n{webapis}\n{_SOURCE_URL}\n"
+    return _prelude_source
 
 
-def _render_bootstrap(api: Mapping[str, Sequence[str]], limits: Limits) -> str:
+def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: str) -> str:
+    """Return the script that gives a prepared isolate this run's API, limits and key."""
     limits_json = json.dumps(
         {
             "maxLogBytes": limits.max_log_bytes,
@@ -227,11 +237,8 @@ def _render_bootstrap(api: Mapping[str, Sequence[str]], limits: Limits) -> str:
         }
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
-    return (
-        _bootstrap_template()
-        .replace("__ISOBIND_API__", api_json)
-        .replace("__ISOBIND_LIMITS__", limits_json)
-    )
+    arguments = ", ".join(json.dumps(text) for text in (token, api_json, limits_json))
+    return f'__isobind.configure({arguments}, "{os.urandom(32).hex()}")'
 
 
 def wrap_code(code: str, filename: str) -> str:
@@ -250,6 +257,8 @@ class _Isolate:
         self._stack = stack
         self.context = context
         self.closed = False
+        self.prepared = False
+        """Whether the prelude has been evaluated, and nothing else."""
 
     @classmethod
     async def create(cls) -> _Isolate:
@@ -301,6 +310,8 @@ class _Run:
         self.filename = filename
         self.outcome = SandboxOutcome()
         self.started = time.monotonic()
+        # Only the host knows it: the bridge rejects calls without it.
+        self.token = secrets.token_hex(16)
         self.waiting: list[CallRequest] = []
         self.in_flight: dict[asyncio.Task[CallReply], int] = {}
 
@@ -308,7 +319,7 @@ class _Run:
         return (time.monotonic() - self.started) * 1000
 
     async def poll(self) -> dict[str, Any]:
-        text = await self.isolate.eval("__isobind.poll()")
+        text = await self.isolate.eval(f'__isobind.poll("{self.token}")')
         if not isinstance(text, str):
             raise SandboxError(f"the sandbox prelude returned {type(text).__name__}, not text")
         message: dict[str, Any] = json.loads(text)
@@ -335,7 +346,9 @@ class _Run:
                 error = {"name": reply.error_name, "message": reply.error_message}
                 outcomes.append([call_id, False, error])
         payload = json.dumps(json.dumps(outcomes))
-        await self.isolate.eval(f"__isobind.deliver({payload}, {self.now_ms():.3f})")
+        await self.isolate.eval(
+            f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})'
+        )
 
     async def step_loop(self) -> None:
         while True:
@@ -355,10 +368,14 @@ class _Run:
                 if done:
                     await self.deliver(done)
                     continue
-                await self.isolate.eval(f"__isobind.fireTimers({self.now_ms():.3f})")
+                await self.isolate.eval(
+                    f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})'
+                )
             elif message["nextTimer"] is not None:
                 await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
-                await self.isolate.eval(f"__isobind.fireTimers({self.now_ms():.3f})")
+                await self.isolate.eval(
+                    f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})'
+                )
             else:
                 raise _LimitHit(
                     "DeadlockError",
@@ -440,8 +457,15 @@ async def run_in_isolate(
 
 
 async def create_isolate() -> _Isolate:
-    """Create an isolate ahead of a run, for `run_in_isolate(isolate=...)`."""
-    return await _Isolate.create()
+    """Create an isolate and evaluate the prelude ahead of a run, for `run_in_isolate`."""
+    isolate = await _Isolate.create()
+    try:
+        await isolate.eval(_bootstrap_template())
+    except BaseException:
+        await isolate.close()
+        raise
+    isolate.prepared = True
+    return isolate
 
 
 _closing: set[asyncio.Task[None]] = set()
@@ -463,7 +487,9 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
     limits = run.limits
     try:
         async with asyncio.timeout(limits.timeout):
-            await run.isolate.eval(_render_bootstrap(api, limits))
+            if not run.isolate.prepared:
+                await run.isolate.eval(_bootstrap_template())
+            await run.isolate.eval(_render_configure(api, limits, run.token))
             try:
                 await run.isolate.eval(wrap_code(code, run.filename))
             except JSParseException as error:
