@@ -331,7 +331,9 @@
       text = `Set(${items.length}) { ${items.join(", ")} }`;
     } else {
       const items = freshArray();
-      for (const key of ObjectKeys(value)) {
+      const keys = ObjectKeys(value);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
         const label = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSONStringify(key);
         push(items, `${label}: ${inspect(value[key], depth + 1, seen)}`);
       }

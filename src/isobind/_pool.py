@@ -327,7 +327,12 @@ class WorkerPool:
     async def _call(
         self, worker: _Worker, run_id: int, pending: _PendingRun, request: CallRequest
     ) -> None:
-        reply = await pending.handler(request)
+        try:
+            reply = await pending.handler(request)
+        except Exception:
+            # The reply carries no exception text: it could hold host details.
+            logger.exception("run %d: handling call %d failed", run_id, request.id)
+            reply = CallReply.failure("ToolError", "The host failed to handle this call.")
         worker.queue_reply(run_id, request.id, reply)
 
     def _fail_worker(self, worker: _Worker, reason: str) -> None:

@@ -89,6 +89,11 @@ class Limits:
     """Tool calls one run may start."""
     max_concurrent_calls: int = 64
     """Tool calls in flight at once; later calls wait for a free slot."""
+    cpu_time: float = 10.0
+    """Seconds the engine may spend running the code, tool calls and timer waits excluded.
+
+    Measured as the wall-clock time of the host's engine steps, so it is an
+    upper bound on the CPU time the code used."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -312,14 +317,31 @@ class _Run:
         self.started = time.monotonic()
         # Only the host knows it: the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
+        self.engine_time = 0.0
         self.waiting: list[CallRequest] = []
         self.in_flight: dict[asyncio.Task[CallReply], int] = {}
 
     def now_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
 
+    async def eval(self, source: str) -> Any:
+        """Evaluate `source` as one engine step, charged to the run's `cpu_time` budget."""
+        remaining = self.limits.cpu_time - self.engine_time
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                return await self.isolate.eval(source)
+        except TimeoutError:
+            raise _LimitHit(
+                "CpuTimeLimitExceeded",
+                f"The code ran for more than {self.limits.cpu_time:g} s of engine time and "
+                "was stopped. Look for endless loops, or do less work per run.",
+            ) from None
+        finally:
+            self.engine_time += time.monotonic() - started
+
     async def poll(self) -> dict[str, Any]:
-        text = await self.isolate.eval(f'__isobind.poll("{self.token}")')
+        text = await self.eval(f'__isobind.poll("{self.token}")')
         if not isinstance(text, str):
             raise SandboxError(f"the sandbox prelude returned {type(text).__name__}, not text")
         message: dict[str, Any] = json.loads(text)
@@ -339,16 +361,19 @@ class _Run:
         outcomes: list[list[Any]] = []
         for task in done:
             call_id = self.in_flight.pop(task)
-            reply = task.result()
+            try:
+                reply = task.result()
+            except Exception:
+                # The reply carries no exception text: it could hold host details.
+                logger.exception("handling call %d failed", call_id)
+                reply = CallReply.failure("ToolError", "The host failed to handle this call.")
             if reply.ok:
                 outcomes.append([call_id, True, reply.value_text])
             else:
                 error = {"name": reply.error_name, "message": reply.error_message}
                 outcomes.append([call_id, False, error])
         payload = json.dumps(json.dumps(outcomes))
-        await self.isolate.eval(
-            f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})'
-        )
+        await self.eval(f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})')
 
     async def step_loop(self) -> None:
         while True:
@@ -368,14 +393,10 @@ class _Run:
                 if done:
                     await self.deliver(done)
                     continue
-                await self.isolate.eval(
-                    f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})'
-                )
+                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
             elif message["nextTimer"] is not None:
                 await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
-                await self.isolate.eval(
-                    f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})'
-                )
+                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
             else:
                 raise _LimitHit(
                     "DeadlockError",
@@ -395,7 +416,14 @@ class _Run:
         )
 
     def _finish(self, message: dict[str, Any]) -> None:
-        if message["error"] is not None:
+        error = message["error"]
+        if error is not None and _is_buffer_failure(error):
+            raise _LimitHit(
+                "MemoryLimitExceeded",
+                "The code's buffers could not be allocated: the sandbox process has no "
+                "memory left outside the V8 heap. Process the data in smaller pieces.",
+            )
+        if error is not None:
             self.outcome.error = _map_error(message["error"], self.filename)
             return
         result = message["result"]
@@ -416,6 +444,14 @@ class _Run:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
         self.in_flight.clear()
+
+
+def _is_buffer_failure(error: dict[str, Any]) -> bool:
+    # V8's message when the worker's RLIMIT_DATA refuses a buffer's memory.
+    return bool(
+        error.get("name") == "RangeError"
+        and str(error.get("message", "")).startswith("Array buffer allocation failed")
+    )
 
 
 class _LimitHit(Exception):
@@ -488,10 +524,10 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
     try:
         async with asyncio.timeout(limits.timeout):
             if not run.isolate.prepared:
-                await run.isolate.eval(_bootstrap_template())
-            await run.isolate.eval(_render_configure(api, limits, run.token))
+                await run.eval(_bootstrap_template())
+            await run.eval(_render_configure(api, limits, run.token))
             try:
-                await run.isolate.eval(wrap_code(code, run.filename))
+                await run.eval(wrap_code(code, run.filename))
             except JSParseException as error:
                 run.outcome.error = _map_syntax_error(str(error), run.filename)
                 return

@@ -249,8 +249,17 @@ class Toolbox:
                 column=raw.get("column"),
             )
         value = None
-        if outcome.result_text is not None:
-            value = self.redactor.scrub(json.loads(outcome.result_text))
+        if outcome.result_text is not None and error is None:
+            try:
+                value = self.redactor.scrub(json.loads(outcome.result_text))
+            except RecursionError:
+                error = ExecutionError(
+                    name="ResultTooLargeError",
+                    message=(
+                        "The returned value is nested too deeply to read. "
+                        "Return flatter data, or a summary."
+                    ),
+                )
         logs = [LogEntry(entry["level"], scrub(entry["message"])) for entry in outcome.logs]
         return ExecutionResult(
             ok=error is None,
