@@ -147,6 +147,9 @@ class SandboxOutcome:
     logs: list[dict[str, str]] = field(default_factory=list)
     logs_dropped: int = 0
     duration: float = 0.0
+    code_started: float | None = None
+    """`time.monotonic()` when the code was handed to the engine; CLOCK_MONOTONIC is
+    shared by all processes, so the host can compare it with its own clock."""
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,7 @@ class SandboxOutcome:
             "logs": self.logs,
             "logs_dropped": self.logs_dropped,
             "duration": self.duration,
+            "code_started": self.code_started,
         }
 
     @classmethod
@@ -188,7 +192,12 @@ class SandboxOutcome:
             logs=logs,
             logs_dropped=int(data.get("logs_dropped", 0)),
             duration=float(data.get("duration", 0.0)),
+            code_started=_optional_float(data.get("code_started")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 _engine_lock = threading.Lock()
@@ -526,6 +535,7 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
             if not run.isolate.prepared:
                 await run.eval(_bootstrap_template())
             await run.eval(_render_configure(api, limits, run.token))
+            run.outcome.code_started = time.monotonic()
             try:
                 await run.eval(wrap_code(code, run.filename))
             except JSParseException as error:
