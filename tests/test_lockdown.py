@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -193,3 +195,20 @@ async def test_stopped_worker_killed_at_deadline() -> None:
         assert pid not in box._pool.worker_pids
         again = await box.execute("return 3")
         assert again.result == 3
+
+
+def test_doctor_reports_level() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "isobind", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "seccomp filter" in completed.stdout
+    lines = completed.stdout.splitlines()
+    if completed.returncode == 0:
+        assert all(not line.startswith("MISSING") for line in lines)
+    else:
+        assert completed.returncode == 1
+        assert "missing:" in completed.stderr

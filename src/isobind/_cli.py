@@ -14,7 +14,9 @@ from rich.console import Console
 
 from . import __version__
 from ._config import load_config
-from ._errors import ApiError, ConfigError, UpstreamError
+from ._errors import ApiError, ConfigError, SandboxError, UpstreamError
+from ._lockdown import LockdownReport
+from ._pool import SandboxSettings, WorkerPool
 from ._result import ExecutionResult
 from ._sandbox import Limits
 from ._toolbox import Toolbox
@@ -172,6 +174,43 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
     print(declaration)
+
+
+@app.command("doctor")
+def doctor_command(verbose: VerboseOption = False) -> None:
+    """Start one sandbox worker and print the lockdown level this machine allows.
+
+    Exits with 1 when any part of the lockdown is missing.
+    """
+    _setup_logging(verbose)
+
+    async def probe() -> LockdownReport | None:
+        pool = WorkerPool(SandboxSettings(workers=1))
+        try:
+            await pool.start()
+            return pool.lockdown
+        finally:
+            await pool.aclose()
+
+    try:
+        report = asyncio.run(probe())
+    except SandboxError as error:
+        _err.print(f"error: the sandbox worker did not start: {error}", markup=False)
+        raise typer.Exit(EXIT_CODE_FAILED) from error
+    assert report is not None
+    checks = [
+        ("network namespace", report.network_namespace),
+        ("seccomp filter (no sockets, files, processes)", report.seccomp),
+        ("RLIMIT_DATA (memory outside the V8 heap)", report.data_limit_bytes is not None),
+        ("RLIMIT_NOFILE", report.open_files_limit is not None),
+        ("core dumps off", not report.core_dumps),
+    ]
+    for label, ok in checks:
+        _out.print(f"{'ok     ' if ok else 'MISSING'} {label}", markup=False)
+    _out.print(f"worker environment: {', '.join(report.environment_keys) or '(empty)'}")
+    for missing in report.missing:
+        _err.print(f"missing: {missing}", markup=False)
+    raise typer.Exit(0 if report.complete else EXIT_CODE_FAILED)
 
 
 def main(argv: list[str] | None = None) -> Any:
