@@ -102,7 +102,9 @@ def error_name(result: ExecutionResult) -> str:
         pytest.param(
             "return /^(a+)+$/.test('a'.repeat(40) + '!')", "TimeLimitExceeded", id="redos"
         ),
-        pytest.param("function f() { return f() + 1 } return f()", "RangeError", id="recursion"),
+        pytest.param(
+            "function f() { return f() + 1 } return f()", "StackLimitExceeded", id="recursion"
+        ),
         pytest.param(
             "let s = 'x'.repeat(1 << 20); const keep = []; for (;;) keep.push(s + keep.length);",
             "MemoryLimitExceeded",
@@ -247,3 +249,30 @@ async def test_pollution_does_not_cross_runs(toolbox: Toolbox) -> None:
         "return [({}).polluted, typeof [].push, typeof leak, typeof late]",
     )
     assert second.result == [None, "function", "undefined", "undefined"]
+
+
+async def test_stack_overflow_catchable(toolbox: Toolbox) -> None:
+    code = "function f(n) { return f(n + 1) + 1 }\ntry { f(0) } catch (e) { return e.name }"
+    result = await attack(toolbox, code)
+    assert result.result == "RangeError"
+
+
+async def test_stack_limit_setting_changes_depth() -> None:
+    code = "let depth = 0; function f() { depth++; f() }\ntry { f() } catch (e) {}\nreturn depth"
+    depths = []
+    for stack_kb in (256, 1024):
+        settings = SandboxSettings(workers=1, stack_kb=stack_kb)
+        async with Toolbox(functions=[FunctionTools("t", [echo])], sandbox=settings) as box:
+            result = await box.execute(code)
+            assert result.ok, result.error
+            depths.append(result.result)
+    assert depths[1] > depths[0] * 2
+
+
+async def test_error_stack_points_into_code(toolbox: Toolbox) -> None:
+    result = await attack(toolbox, "const a = 1;\nnull.x;")
+    assert result.error is not None
+    assert result.error.line == 2
+    assert result.error.stack is not None
+    assert ":1:-" not in result.error.stack
+    assert "isobind:bootstrap" not in result.error.stack

@@ -36,6 +36,8 @@ SANDBOX_ERROR_NAMES = (
     "ResultTooLargeError",
     "LimitExceededError",
     "WorkerCrashedError",
+    "CpuTimeLimitExceeded",
+    "StackLimitExceeded",
     "SyntaxError",
 )
 """Names that `ExecutionResult.error.name` takes for isobind's own errors.

@@ -68,12 +68,22 @@ class SandboxSettings:
     """RLIMIT_NOFILE of a worker."""
     network_namespace: bool = True
     """Move each worker into a new network namespace (needs unprivileged user namespaces)."""
+    stack_kb: int = 984
+    """V8's stack limit per isolate in KiB (V8's own default is 984).
+
+    Deeper recursion throws a RangeError, which ends the run with
+    `StackLimitExceeded` unless the code catches it. V8 takes it once per
+    process, so mode `"inprocess"` keeps V8's default."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("workers", "inprocess"):
             raise ValueError(f"mode must be 'workers' or 'inprocess', not {self.mode!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
+        # mini-racer runs each isolate on a thread with glibc's default stack
+        # (8 MiB under the usual RLIMIT_STACK); 2 MiB stays well inside it.
+        if not 64 <= self.stack_kb <= 2048:
+            raise ValueError(f"stack_kb must be between 64 and 2048, not {self.stack_kb}")
 
 
 @dataclass(slots=True)
@@ -239,6 +249,7 @@ class WorkerPool:
             "netns": settings.network_namespace,
             "data_budget_mb": settings.worker_memory_mb,
             "max_open_files": settings.max_open_files,
+            "stack_kb": settings.stack_kb,
         }
         environment: dict[str, str] = {}
         if self._probe_module is not None:

@@ -204,14 +204,14 @@ _engine_lock = threading.Lock()
 _engine_ready = False
 
 
-def _init_engine() -> None:
-    """Initialise V8 once per process with `ENGINE_FLAGS`."""
+def _init_engine(extra_flags: Sequence[str] = ()) -> None:
+    """Initialise V8 once per process with `ENGINE_FLAGS` and `extra_flags`."""
     global _engine_ready
     with _engine_lock:
         if _engine_ready:
             return
         try:
-            init_mini_racer(flags=ENGINE_FLAGS)
+            init_mini_racer(flags=(*ENGINE_FLAGS, *extra_flags))
         except LibAlreadyInitializedError:
             logger.warning(
                 "mini-racer was initialised before isobind, without the flags %s; "
@@ -592,6 +592,9 @@ def _map_stack(stack: str, filename: str) -> tuple[str, int | None, int | None]:
         column = int(match.group("column"))
         if line == 1:
             column -= len(_CODE_PREFIX)
+            if column < 1:
+                # The wrapper's own call of the main function, not the code.
+                continue
         if first_line is None:
             first_line, first_column = line, column
         text = raw_line[: match.start()] + f"{filename}:{line}:{column}" + raw_line[match.end() :]
@@ -599,9 +602,21 @@ def _map_stack(stack: str, filename: str) -> tuple[str, int | None, int | None]:
     return "\n".join(kept), first_line, first_column
 
 
+_STACK_OVERFLOW = "Maximum call stack size exceeded"
+
+
 def _map_error(error: dict[str, Any], filename: str) -> dict[str, Any]:
     stack, line, column = _map_stack(error.get("stack") or "", filename)
     mapped: dict[str, Any] = {"name": error["name"], "message": error["message"]}
+    if error["name"] == "RangeError" and error["message"] == _STACK_OVERFLOW:
+        # The code did not catch V8's stack overflow: name the limit it hit.
+        mapped = {
+            "name": "StackLimitExceeded",
+            "message": (
+                f"{_STACK_OVERFLOW}: the code recursed deeper than the stack limit. "
+                "Look for unbounded recursion, or use a loop."
+            ),
+        }
     if stack:
         mapped["stack"] = stack
     if line is not None:

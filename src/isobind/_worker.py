@@ -36,6 +36,7 @@ from ._sandbox import (
     CallRequest,
     Limits,
     _bootstrap_template,
+    _init_engine,
     _Isolate,
     create_isolate,
     run_in_isolate,
@@ -186,8 +187,9 @@ class _Server:
             del self.handlers[run_id]
 
 
-async def _warm_up() -> None:
+async def _warm_up(stack_kb: int) -> None:
     _bootstrap_template()
+    _init_engine((f"--stack-size={stack_kb}",))
     isolate = await create_isolate()
     try:
         await isolate.eval(_WARM_UP)
@@ -215,7 +217,7 @@ async def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) ->
     else:
         report.missing.append(f"network namespace: {failure}")
 
-    await _warm_up()
+    await _warm_up(int(settings["stack_kb"]))
     probe = _load_probe()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
