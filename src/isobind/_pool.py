@@ -48,7 +48,7 @@ def _default_workers() -> int:
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
-    """Where isolates run and how their worker processes are confined."""
+    """Settings of the sandbox: where isolates run and how worker processes are confined."""
 
     mode: Literal["workers", "inprocess"] = "workers"
     """`"workers"`: locked-down worker processes; `"inprocess"`: the host (development only)."""

@@ -47,7 +47,7 @@
         }
       }
       if (code >= 0xd800 && code <= 0xdfff) {
-        code = 0xfffd; // a lone surrogate becomes U+FFFD, as USVString conversion says
+        code = 0xfffd; // a lone surrogate becomes U+FFFD, as the USVString conversion requires
       }
       if (code < 0x80) {
         bytes.push(code);

@@ -12,7 +12,7 @@ load the MCP SDK and everything else the worker never needs). The worker
 4. serves runs over the framed-JSON channel on its stdin and stdout
    (`_protocol`), several at once, each in a fresh isolate created ahead of
    the request. Tool calls go to the host in batches and come back as
-   replies; the worker never sees a credential.
+   replies. The worker never receives a credential.
 
 The host, not the worker, is trusted to enforce deadlines: the worker stops a
 run at its time limit, and the host kills the worker if it does not.
@@ -64,7 +64,7 @@ WORKER_LAUNCHER = (
 # no key for it.
 PROBE_ENVIRONMENT_KEY = "ISOBIND_TEST_PROBE_MODULE"
 
-# What the first isolate evaluates before lockdown: these load ICU data and
+# Warm-up code for the first isolate, evaluated before lockdown: it loads ICU data and
 # the time zone database, which would need to open files afterwards.
 _WARM_UP = (
     "new Date().toString(); new Date().toLocaleString('en-US'); "
