@@ -21,6 +21,7 @@ def echo(text: str) -> str:
 
 RELEASE = asyncio.Event()
 ALL_WAITING = asyncio.Event()
+STARTED = asyncio.Event()
 WAITING = [0]
 BLOCKED_RUNS = 4
 
@@ -34,9 +35,15 @@ async def wait_for_call() -> str:
     return "released"
 
 
+async def mark_started() -> str:
+    """Signal the test that the run has started."""
+    STARTED.set()
+    return "marked"
+
+
 @pytest.fixture
 async def toolbox() -> AsyncIterator[Toolbox]:
-    tools = FunctionTools("t", [echo, wait_for_call], read_only=True)
+    tools = FunctionTools("t", [echo, wait_for_call, mark_started], read_only=True)
     async with Toolbox(functions=[tools], sandbox=SandboxSettings(workers=2)) as opened:
         yield opened
 
@@ -136,3 +143,20 @@ def test_settings_reject_bad_values() -> None:
         SandboxSettings(mode="elsewhere")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="workers"):
         SandboxSettings(workers=0)
+
+
+async def test_cancelled_execution_stops_in_worker(toolbox: Toolbox) -> None:
+    await toolbox.execute("return 0")
+    pids = pool_pids(toolbox)
+    STARTED.clear()
+    code = "await tools.t.mark_started(); while (true) {}"
+    busy = asyncio.create_task(toolbox.execute(code, timeout=60))
+    async with asyncio.timeout(10):
+        await STARTED.wait()
+    busy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await busy
+    # Both workers still serve runs: the cancelled isolate was closed, not left spinning.
+    results = await asyncio.gather(*(toolbox.execute("return 7") for _ in range(4)))
+    assert [result.result for result in results] == [7, 7, 7, 7]
+    assert pool_pids(toolbox) == pids
