@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,6 +386,15 @@ class WorkerPool:
             if worker.process.stdin is not None:
                 worker.process.stdin.close()
         await asyncio.gather(*(_reap(worker, grace=1.0) for worker in workers))
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_workers", None):
+            warnings.warn(
+                "WorkerPool was not closed; its worker processes are left running until "
+                "this process exits. Call aclose().",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
 
 async def _reap(worker: _Worker, grace: float = 0.0) -> None:

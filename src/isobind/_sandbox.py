@@ -534,6 +534,8 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
         async with asyncio.timeout(limits.timeout):
             if not run.isolate.prepared:
                 await run.eval(_bootstrap_template())
+            # A step of its own: passed in the code's script, the code could
+            # close the wrapper early and supply its own token, API and limits.
             await run.eval(_render_configure(api, limits, run.token))
             run.outcome.code_started = time.monotonic()
             try:
