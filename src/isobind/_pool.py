@@ -229,9 +229,13 @@ class WorkerPool:
         if self._closed:
             raise ClosedError("this sandbox pool is closed")
         live = [worker for worker in self._workers if worker.alive]
-        if len(live) < self.settings.workers:
+        if not live:
             await self.start()
             live = [worker for worker in self._workers if worker.alive]
+        elif len(live) + len(self._starting) < self.settings.workers:
+            # Runs go to the live workers while the missing ones start.
+            task = asyncio.get_running_loop().create_task(self._replace())
+            task.add_done_callback(_log_replace_failure)
         if not live:
             raise SandboxError("no sandbox worker is running; see the log for why they failed")
         return min(live, key=lambda worker: len(worker.runs))
@@ -281,6 +285,11 @@ class WorkerPool:
             raise SandboxError(
                 f"sandbox worker {number} (pid {process.pid}) did not start: {error}"
             ) from error
+        except asyncio.CancelledError:
+            # The pool closed while this worker started: do not leave it running.
+            worker.kill()
+            asyncio.get_running_loop().create_task(_reap(worker))
+            raise
         self._record_lockdown(LockdownReport.from_dict(ready.get("lockdown", {})))
         if "probe" in ready:
             self.last_probe = ready["probe"]
