@@ -90,8 +90,10 @@ class SandboxSettings:
 @dataclass(slots=True)
 class _PendingRun:
     handler: CallHandler
+    limits: Limits
     outcome: asyncio.Future[SandboxOutcome]
     calls: set[asyncio.Task[None]] = field(default_factory=set)
+    calls_started: int = 0
 
 
 class _Worker:
@@ -192,7 +194,7 @@ class WorkerPool:
         worker = await self._pick()
         run_id = next(self._run_ids)
         future: asyncio.Future[SandboxOutcome] = asyncio.get_running_loop().create_future()
-        pending = _PendingRun(handler, future)
+        pending = _PendingRun(handler, limits, future)
         worker.runs[run_id] = pending
         worker.send(
             {
@@ -334,6 +336,14 @@ class WorkerPool:
         if op == "calls":
             for call_id, server, tool, input_text in message["calls"]:
                 request = CallRequest(int(call_id), str(server), str(tool), str(input_text))
+                refusal = _check_call_limits(pending)
+                if refusal is not None:
+                    # Only a compromised worker gets here: the prelude and the
+                    # worker's step loop keep a sound run within these limits.
+                    logger.warning("worker %d run %d: %s", worker.number, run_id, refusal)
+                    worker.queue_reply(run_id, request.id, CallReply.failure(*refusal))
+                    continue
+                pending.calls_started += 1
                 task = asyncio.get_running_loop().create_task(
                     self._call(worker, run_id, pending, request)
                 )
@@ -341,7 +351,8 @@ class WorkerPool:
                 task.add_done_callback(pending.calls.discard)
         elif op == "done":
             if not pending.outcome.done():
-                pending.outcome.set_result(SandboxOutcome.from_dict(message["outcome"]))
+                outcome = SandboxOutcome.from_dict(message["outcome"])
+                pending.outcome.set_result(_check_outcome_limits(outcome, pending.limits))
         else:
             raise ValueError(f"unknown message {op!r}")
 
@@ -430,6 +441,50 @@ async def _finish_reader(worker: _Worker) -> None:
 def _log_replace_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("starting a replacement sandbox worker failed: %s", task.exception())
+
+
+def _check_call_limits(pending: _PendingRun) -> tuple[str, str] | None:
+    """Return the error name and message that reject one more call, or `None`."""
+    limits = pending.limits
+    if pending.calls_started >= limits.max_calls:
+        return "LimitExceededError", f"CallLimitExceeded: more than {limits.max_calls} tool calls"
+    if len(pending.calls) >= limits.max_concurrent_calls:
+        return (
+            "LimitExceededError",
+            f"more than {limits.max_concurrent_calls} tool calls in flight at once",
+        )
+    return None
+
+
+# Room for the "... [truncated]" marker the prelude appends to the last kept
+# message, and for the level names.
+_LOG_SLACK = 64
+
+
+def _check_outcome_limits(outcome: SandboxOutcome, limits: Limits) -> SandboxOutcome:
+    """Enforce the result and console limits on the host as well as in the worker."""
+    result = outcome.result_text
+    if result is not None and len(result) > limits.max_result_bytes:
+        return SandboxOutcome(
+            error={
+                "name": "ResultTooLargeError",
+                "message": (
+                    f"The returned value is {len(result)} characters of JSON, over the "
+                    f"limit of {limits.max_result_bytes}. Return a summary instead."
+                ),
+            },
+            duration=outcome.duration,
+        )
+    kept: list[dict[str, str]] = []
+    size = 0
+    for entry in outcome.logs:
+        size += len(entry["message"])
+        if size > limits.max_log_bytes + _LOG_SLACK:
+            outcome.logs_dropped += len(outcome.logs) - len(kept)
+            outcome.logs = kept
+            break
+        kept.append(entry)
+    return outcome
 
 
 def _crash_outcome(worker: _Worker, reason: str) -> SandboxOutcome:
