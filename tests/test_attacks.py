@@ -276,3 +276,12 @@ async def test_error_stack_points_into_code(toolbox: Toolbox) -> None:
     assert result.error.stack is not None
     assert ":1:-" not in result.error.stack
     assert "isobind:bootstrap" not in result.error.stack
+
+
+async def test_oversized_allocation_crashes_only_worker(toolbox: Toolbox) -> None:
+    # One array of 2**27 elements is a single allocation past what V8's heap
+    # can take, so V8 aborts the process: the pool contains and replaces it.
+    result = await attack(toolbox, "return 'x'.repeat(2 ** 27).split('').length")
+    assert error_name(result) == "WorkerCrashedError"
+    assert result.error is not None
+    assert "ran out of memory" in result.error.message

@@ -106,6 +106,9 @@ class _Worker:
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.alive = True
         self.reader_task: asyncio.Task[None] | None = None
+        self.stderr_task: asyncio.Task[None] | None = None
+        self.out_of_memory = False
+        """Whether V8 reported a fatal out-of-memory error on the worker's stderr."""
         self._replies: dict[int, list[list[Any]]] = {}
         self._flush_scheduled = False
 
@@ -271,12 +274,14 @@ class WorkerPool:
             json.dumps(worker_settings),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env=environment,
             cwd="/",
             start_new_session=True,
             limit=2**16,
         )
         worker = _Worker(number, process)
+        worker.stderr_task = asyncio.get_running_loop().create_task(_relay_stderr(worker))
         worker.reader_task = asyncio.get_running_loop().create_task(self._read(worker))
         try:
             async with asyncio.timeout(settings.start_timeout):
@@ -320,6 +325,13 @@ class WorkerPool:
         except (ProtocolError, KeyError, TypeError, ValueError) as error:
             logger.error("worker %d broke the protocol: %s; killing it", worker.number, error)
             reason = "it sent a malformed message"
+        if worker.alive and reason == "it exited" and worker.stderr_task is not None:
+            # The process is gone, so its stderr ends too; its last lines say why.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(worker.stderr_task)
+            if worker.out_of_memory:
+                reason = "the V8 engine ran out of memory, which aborts the process"
         if worker.alive:
             self._fail_worker(worker, reason)
 
@@ -432,10 +444,43 @@ async def _reap(worker: _Worker, grace: float = 0.0) -> None:
 async def _finish_reader(worker: _Worker) -> None:
     if worker.process.stdin is not None:
         worker.process.stdin.close()
-    # The reader stops at end of file, which follows the exit because a
-    # worker cannot start a process that could keep the pipe open.
-    if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
-        await asyncio.gather(worker.reader_task, return_exceptions=True)
+    # The readers stop at end of file, which follows the exit because a
+    # worker cannot start a process that could keep the pipes open.
+    for task in (worker.reader_task, worker.stderr_task):
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.gather(task, return_exceptions=True)
+
+
+# Lines of a worker's stderr relayed to the log before the rest is only counted:
+# a V8 fatal error prints a C stack trace of about 40 lines.
+_MAX_STDERR_LINES = 200
+
+
+async def _relay_stderr(worker: _Worker) -> None:
+    """Log a worker's stderr (Python tracebacks, V8 fatal errors) line by line."""
+    stderr = worker.process.stderr
+    assert stderr is not None
+    relayed = 0
+    dropped = 0
+    while True:
+        try:
+            raw = await stderr.readline()
+        except ValueError:
+            # A line over the stream's buffer limit: skip what was buffered.
+            dropped += 1
+            continue
+        if not raw:
+            break
+        line = raw.decode(errors="replace").rstrip()
+        if "out of memory" in line:
+            worker.out_of_memory = True
+        if relayed < _MAX_STDERR_LINES:
+            relayed += 1
+            logger.warning("worker %d: %s", worker.number, line)
+        else:
+            dropped += 1
+    if dropped:
+        logger.warning("worker %d: %d more stderr lines not logged", worker.number, dropped)
 
 
 def _log_replace_failure(task: asyncio.Task[None]) -> None:
