@@ -14,7 +14,7 @@
 //            so code that finds `__isobind` cannot drain or settle the run
 //   api      {"<server identifier>": ["<tool identifier>", ...]}
 //   limits   {"maxLogBytes", "maxCalls", "maxBufferBytes"}
-//   seed     64 hex digits from the host's CSPRNG, the key of `crypto`
+//   seed     64 hex digits from os.urandom, the key of `crypto`
 (function (globalObject) {
   "use strict";
 
@@ -498,9 +498,9 @@
 
   // --- Randomness -------------------------------------------------------------
   // `crypto` and `Math.random` draw from ChaCha20 (RFC 8439 block function)
-  // keyed with 32 bytes from the host's CSPRNG for each run. V8's own
-  // generator is not used: a locked-down worker cannot open /dev/urandom, so
-  // V8 would seed it from the clock.
+  // keyed with 32 bytes from os.urandom (the getrandom system call, which
+  // the seccomp filter allows) for each run. V8's own generator is not used
+  // because a locked-down worker cannot open /dev/urandom to seed it.
 
   const chachaKey = new Uint32ArrayCtor(8);
   const chachaState = new Uint32ArrayCtor(16);
