@@ -207,7 +207,7 @@ const clear = await tools.leaky.echo_token();
 const encoded = await tools.leaky.echo_encoded();
 console.log(clear, encoded);
 console.log(atobSafe(encoded.base64));
-function atobSafe(text) { return typeof atob === "function" ? atob(text) : text; }
+function atobSafe(text) { try { return atob(text); } catch { return text; } }
 return {clear, encoded};
 """
     result = await run_ok(toolbox, code)

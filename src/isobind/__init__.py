@@ -21,6 +21,7 @@ from ._errors import (
 )
 from ._functions import FunctionTools
 from ._policy import ServerPolicy
+from ._pool import SandboxSettings
 from ._providers import AnthropicProvider, OpenAIProvider
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
@@ -40,6 +41,9 @@ SANDBOX_ERROR_NAMES = (
     "DeadlockError",
     "ResultTooLargeError",
     "LimitExceededError",
+    "WorkerCrashedError",
+    "CpuTimeLimitExceeded",
+    "StackLimitExceeded",
     "SyntaxError",
 )
 """Names that `ExecutionResult.error.name` takes for isobind's own errors.
@@ -74,6 +78,7 @@ __all__ = [
     "ModelError",
     "OpenAIProvider",
     "SandboxError",
+    "SandboxSettings",
     "ServerPolicy",
     "ServerSummary",
     "StdioServer",

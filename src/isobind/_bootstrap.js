@@ -1,20 +1,27 @@
 // The prelude evaluated in every fresh isolate before the model's code.
 //
-// It defines the sandbox globals (`tools`, `console`, the named error classes,
-// the network stubs, `setTimeout`) and one frozen, non-configurable global,
-// `__isobind`, through which the host drives the run. The host never reads a
-// live JavaScript object: it only evaluates `__isobind.poll()`, which returns a
-// JSON string, and `__isobind.deliver(text)`, which takes one.
+// It defines the sandbox globals (`tools`, `console`, `crypto`, the named
+// error classes, the network stubs, `setTimeout`) and one frozen,
+// non-configurable global, `__isobind`, through which the host drives the run.
+// The host never reads a live JavaScript object: it only evaluates
+// `__isobind.poll(token)`, which returns a JSON string, and
+// `__isobind.deliver(token, text, now)`, which takes one.
 //
-// Placeholders replaced by the host before evaluation:
-//   __ISOBIND_API__          JSON: {"<server identifier>": ["<tool identifier>", ...]},
-//                            with the key "(fetch)" when the host runs an egress gateway
-//   __ISOBIND_LIMITS__       JSON: {"maxLogBytes", "maxCalls", "maxBufferBytes"}
+// A worker evaluates the prelude in an isolate before any request arrives.
+// The host then calls `__isobind.configure(token, api, limits, seed)` once,
+// with JSON text, before the code runs:
+//   token    a random string; poll, deliver and fireTimers reject any other,
+//            so code that finds `__isobind` cannot drain or settle the run
+//   api      {"<server identifier>": ["<tool identifier>", ...]}, with the
+//            key "(fetch)" when the host runs an egress gateway
+//   limits   {"maxLogBytes", "maxCalls", "maxBufferBytes"}
+//   seed     64 hex digits from os.urandom, the key of `crypto`
 (function (globalObject) {
   "use strict";
 
-  const API = __ISOBIND_API__;
-  const LIMITS = __ISOBIND_LIMITS__;
+  let API = null;
+  let LIMITS = null;
+  let TOKEN = null;
 
   // Intrinsics captured before any model code runs, so that patching
   // `JSON`, `Array.prototype` or `Promise` later cannot redirect the bridge.
@@ -34,6 +41,14 @@
   const MapSet = Map.prototype.set;
   const MapDelete = Map.prototype.delete;
   const MapSize = Object.getOwnPropertyDescriptor(Map.prototype, "size").get;
+  const MapEntries = Map.prototype.entries;
+  const MapIteratorNext = ObjectGetPrototypeOf(new Map().entries()).next;
+  const PromiseResolve = Promise.resolve.bind(Promise);
+  const Uint32ArrayCtor = Uint32Array;
+  const Uint8ArrayCtor = Uint8Array;
+  const ArrayBufferIsView = ArrayBuffer.isView;
+  const NumberToString = Number.prototype.toString;
+  const StringPadStart = String.prototype.padStart;
   const SetHas = Set.prototype.has;
   const SetAdd = Set.prototype.add;
   const SetDelete = Set.prototype.delete;
@@ -93,7 +108,10 @@
 
   // The key of the egress gateway in API; no sanitised identifier contains "(".
   const EGRESS = "(fetch)";
-  const egressEnabled = ArrayIsArray(API[EGRESS]);
+  // API arrives with `configure`, after this prelude ran, so check at call time.
+  function egressEnabled() {
+    return API !== null && ArrayIsArray(API[EGRESS]);
+  }
 
   function fetch(resource, init) {
     let target = "";
@@ -102,7 +120,7 @@
     } catch (_) {
       target = "";
     }
-    if (!egressEnabled) {
+    if (!egressEnabled()) {
       return PromiseReject(networkError(`fetch(${target.trim()})`));
     }
     let request;
@@ -222,7 +240,7 @@
   // mini-racer installs a setTimeout built on Atomics.waitAsync; ours replaces it.
   // Its `var` globals cannot be deleted, so they are overwritten instead.
   for (const name of ["setTimeout", "clearTimeout", "setInterval", "clearInterval",
-    "SharedArrayBuffer", "WebAssembly", "__timer_manager"]) {
+    "SharedArrayBuffer", "WebAssembly", "__timer_manager", "FinalizationRegistry"]) {
     if (!Reflect.deleteProperty(globalObject, name)) {
       globalObject[name] = undefined;
     }
@@ -398,7 +416,9 @@
       text = `Set(${items.length}) { ${items.join(", ")} }`;
     } else {
       const items = freshArray();
-      for (const key of ObjectKeys(value)) {
+      const keys = ObjectKeys(value);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
         const label = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSONStringify(key);
         push(items, `${label}: ${inspect(value[key], depth + 1, seen)}`);
       }
@@ -474,19 +494,26 @@
   globalObject.clearTimeout = clearTimeoutImpl;
   ObjectDefineProperty(globalObject, "queueMicrotask", {
     value: function queueMicrotask(callback) {
-      ReflectApply(PromiseThen, PromiseCtor.resolve(), [callback]);
+      ReflectApply(PromiseThen, PromiseResolve(), [callback]);
     },
     writable: true, configurable: true, enumerable: false,
   });
 
   function earliestTimer() {
     let best = null;
-    for (const [id, timer] of timers) {
+    // Iterated through captured functions: code may patch Map.prototype.
+    const iterator = ReflectApply(MapEntries, timers, []);
+    for (;;) {
+      const step = ReflectApply(MapIteratorNext, iterator, []);
+      if (step.done) {
+        return best;
+      }
+      const id = step.value[0];
+      const timer = step.value[1];
       if (best === null || timer.due < best.due || (timer.due === best.due && id < best.id)) {
         best = { id, due: timer.due };
       }
     }
-    return best;
   }
 
   // --- Tools ----------------------------------------------------------------
@@ -537,20 +564,153 @@
     return error;
   }
 
-  const toolsObject = ObjectCreate(null);
-  for (const server of ObjectKeys(API)) {
-    if (server === EGRESS) {
-      continue;
+  function defineTools() {
+    const toolsObject = ObjectCreate(null);
+    for (const server of ObjectKeys(API)) {
+      if (server === EGRESS) {
+        continue;
+      }
+      const namespace = ObjectCreate(null);
+      const names = API[server];
+      for (let i = 0; i < names.length; i++) {
+        const tool = names[i];
+        const fn = { [tool]: (input) => callTool(server, tool, input) }[tool];
+        namespace[tool] = fn;
+      }
+      toolsObject[server] = ObjectFreeze(namespace);
     }
-    const namespace = ObjectCreate(null);
-    for (const tool of API[server]) {
-      const fn = { [tool]: (input) => callTool(server, tool, input) }[tool];
-      namespace[tool] = fn;
-    }
-    toolsObject[server] = ObjectFreeze(namespace);
+    ObjectDefineProperty(globalObject, "tools", {
+      value: ObjectFreeze(toolsObject), writable: false, configurable: false, enumerable: false,
+    });
   }
-  ObjectDefineProperty(globalObject, "tools", {
-    value: ObjectFreeze(toolsObject), writable: false, configurable: false, enumerable: false,
+
+  // --- Randomness -------------------------------------------------------------
+  // `crypto` and `Math.random` draw from ChaCha20 (RFC 8439 block function)
+  // keyed with 32 bytes from os.urandom (the getrandom system call, which
+  // the seccomp filter allows) for each run. V8's own generator is not used
+  // because a locked-down worker cannot open /dev/urandom to seed it.
+
+  const chachaKey = new Uint32ArrayCtor(8);
+  const chachaState = new Uint32ArrayCtor(16);
+  const chachaWork = new Uint32ArrayCtor(16);
+  const chachaOutput = new Uint8ArrayCtor(64);
+  let chachaCounter = 0;
+  let chachaOffset = 64;
+
+  function rotate(value, bits) {
+    return (value << bits) | (value >>> (32 - bits));
+  }
+
+  function quarterRound(x, a, b, c, d) {
+    x[a] += x[b]; x[d] = rotate(x[d] ^ x[a], 16);
+    x[c] += x[d]; x[b] = rotate(x[b] ^ x[c], 12);
+    x[a] += x[b]; x[d] = rotate(x[d] ^ x[a], 8);
+    x[c] += x[d]; x[b] = rotate(x[b] ^ x[c], 7);
+  }
+
+  function chachaBlock() {
+    const s = chachaState;
+    s[0] = 0x61707865; s[1] = 0x3320646e; s[2] = 0x79622d32; s[3] = 0x6b206574;
+    for (let i = 0; i < 8; i++) {
+      s[4 + i] = chachaKey[i];
+    }
+    s[12] = chachaCounter++;
+    s[13] = 0; s[14] = 0; s[15] = 0;
+    const x = chachaWork;
+    for (let i = 0; i < 16; i++) {
+      x[i] = s[i];
+    }
+    for (let round = 0; round < 10; round++) {
+      quarterRound(x, 0, 4, 8, 12); quarterRound(x, 1, 5, 9, 13);
+      quarterRound(x, 2, 6, 10, 14); quarterRound(x, 3, 7, 11, 15);
+      quarterRound(x, 0, 5, 10, 15); quarterRound(x, 1, 6, 11, 12);
+      quarterRound(x, 2, 7, 8, 13); quarterRound(x, 3, 4, 9, 14);
+    }
+    for (let i = 0; i < 16; i++) {
+      const word = (x[i] + s[i]) >>> 0;
+      chachaOutput[i * 4] = word & 0xff;
+      chachaOutput[i * 4 + 1] = (word >>> 8) & 0xff;
+      chachaOutput[i * 4 + 2] = (word >>> 16) & 0xff;
+      chachaOutput[i * 4 + 3] = word >>> 24;
+    }
+    chachaOffset = 0;
+  }
+
+  function randomByte() {
+    if (chachaOffset >= 64) {
+      chachaBlock();
+    }
+    return chachaOutput[chachaOffset++];
+  }
+
+  const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+    Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
+
+  function getRandomValues(array) {
+    let integer = false;
+    for (let i = 0; i < INTEGER_ARRAYS.length; i++) {
+      if (array instanceof INTEGER_ARRAYS[i]) {
+        integer = true;
+      }
+    }
+    if (!ArrayBufferIsView(array) || !integer) {
+      throw new TypeErrorCtor("crypto.getRandomValues needs an integer typed array");
+    }
+    if (array.byteLength > 65536) {
+      throw new globalObject.DOMException(
+        `crypto.getRandomValues can fill at most 65536 bytes, not ${array.byteLength}`,
+        "QuotaExceededError");
+    }
+    const bytes = new Uint8ArrayCtor(array.buffer, array.byteOffset, array.byteLength);
+    for (let i = 0; i < bytes.length; i++) {
+      bytes[i] = randomByte();
+    }
+    return array;
+  }
+
+  function hexByte(value) {
+    return ReflectApply(StringPadStart, ReflectApply(NumberToString, value, [16]), [2, "0"]);
+  }
+
+  function randomUUID() {
+    let text = "";
+    for (let i = 0; i < 16; i++) {
+      let value = randomByte();
+      if (i === 6) {
+        value = (value & 0x0f) | 0x40;
+      } else if (i === 8) {
+        value = (value & 0x3f) | 0x80;
+      }
+      if (i === 4 || i === 6 || i === 8 || i === 10) {
+        text += "-";
+      }
+      text += hexByte(value);
+    }
+    return text;
+  }
+
+  function mathRandom() {
+    // 53 random bits, as a double in [0, 1).
+    let high = 0;
+    for (let i = 0; i < 4; i++) {
+      high = high * 256 + randomByte();
+    }
+    let low = 0;
+    for (let i = 0; i < 3; i++) {
+      low = low * 256 + randomByte();
+    }
+    return ((high >>> 11) * 16777216 + low) / 9007199254740992;
+  }
+
+  ObjectDefineProperty(globalObject, "crypto", {
+    value: ObjectFreeze({ getRandomValues, randomUUID }),
+    writable: true, configurable: true, enumerable: false,
+  });
+  ObjectDefineProperty(Math, "random", {
+    value: function random() {
+      return mathRandom();
+    },
+    writable: true, configurable: true, enumerable: false,
   });
 
   // Tool discovery (`isobind._search`): host calls under a server name that no
@@ -626,8 +786,72 @@
     state.error = describeError(error);
   }
 
+  function quote(text) {
+    // JSON.stringify of a string primitive never consults toJSON or getters.
+    return JSONStringify(StringCtor(text));
+  }
+
+  function checkToken(token) {
+    if (TOKEN === null || token !== TOKEN) {
+      throw new TypeErrorCtor("__isobind is reserved for the host");
+    }
+  }
+
+  let started = false;
+
+  // Builds the poll message as text, so that a patched Object.prototype.toJSON
+  // or Array.prototype cannot change what the host reads.
+  function pollText() {
+    let calls = "";
+    for (let i = 0; i < outbox.length; i++) {
+      const call = outbox[i];
+      calls += `${i ? "," : ""}[${+call[0]},${quote(call[1])},${quote(call[2])},${quote(call[3])}]`;
+    }
+    let logText = "";
+    for (let i = 0; i < logs.length; i++) {
+      const entry = logs[i];
+      logText += `${i ? "," : ""}{"level":${quote(entry.level)},"message":${quote(entry.message)}}`;
+    }
+    let errorText = "null";
+    if (state.error !== null) {
+      const error = state.error;
+      errorText = `{"name":${quote(error.name)},"message":${quote(error.message)},` +
+        `"stack":${quote(error.stack)}}`;
+    }
+    const timer = earliestTimer();
+    const nextTimer = timer === null ? "null" : `${+(timer.due - clock)}`;
+    return `{"calls":[${calls}],"logs":[${logText}],"done":${state.done ? "true" : "false"},` +
+      `"result":${state.result === undefined ? "null" : quote(state.result)},` +
+      `"error":${errorText},"bufferLimitHit":${state.bufferLimitHit ? "true" : "false"},` +
+      `"logsDropped":${+state.logsDropped},` +
+      `"pendingCalls":${+ReflectApply(MapSize, pendingCalls, [])},"nextTimer":${nextTimer}}`;
+  }
+
   const bridge = {
+    configure(token, apiText, limitsText, seedHex) {
+      if (TOKEN !== null) {
+        throw new TypeErrorCtor("__isobind is reserved for the host");
+      }
+      TOKEN = StringCtor(token);
+      API = JSONParse(apiText);
+      LIMITS = JSONParse(limitsText);
+      // The key's bytes, read as little-endian 32-bit words (RFC 8439).
+      for (let i = 0; i < 8; i++) {
+        let word = 0;
+        for (let k = 3; k >= 0; k--) {
+          const at = (i * 4 + k) * 2;
+          word = word * 256 + +`0x${ReflectApply(StringSlice, seedHex, [at, at + 2])}`;
+        }
+        chachaKey[i] = word;
+      }
+      defineTools();
+    },
+
     start(main) {
+      if (started || TOKEN === null) {
+        throw new TypeErrorCtor("__isobind is reserved for the host");
+      }
+      started = true;
       let promise;
       try {
         promise = main();
@@ -639,34 +863,24 @@
     },
 
     // Returns everything the host needs since the last poll, as one JSON string.
-    poll() {
-      const message = {
-        calls: outbox,
-        logs,
-        done: state.done,
-        result: state.result === undefined ? null : state.result,
-        error: state.error,
-        bufferLimitHit: state.bufferLimitHit,
-        logsDropped: state.logsDropped,
-        pendingCalls: ReflectApply(MapSize, pendingCalls, []),
-        nextTimer: null,
-      };
-      const timer = earliestTimer();
-      if (timer !== null) {
-        message.nextTimer = timer.due - clock;
-      }
+    poll(token) {
+      checkToken(token);
+      const text = pollText();
       outbox = freshArray();
       logs = freshArray();
-      return JSONStringify(message);
+      return text;
     },
 
     // Settles finished calls. `text` is [[id, ok, value-or-error], ...] where a
     // value is JSON text and an error is {name, message}.
-    deliver(text, now) {
+    deliver(token, text, now) {
+      checkToken(token);
       clock = now;
       const outcomes = JSONParse(text);
       for (let i = 0; i < outcomes.length; i++) {
-        const [id, ok, payload] = outcomes[i];
+        const id = outcomes[i][0];
+        const ok = outcomes[i][1];
+        const payload = outcomes[i][2];
         const handlers = ReflectApply(MapGet, pendingCalls, [id]);
         if (handlers === undefined) {
           continue;
@@ -681,7 +895,8 @@
     },
 
     // Sets the clock to `now` (ms since the run started) and runs the timers due.
-    fireTimers(now) {
+    fireTimers(token, now) {
+      checkToken(token);
       clock = now;
       for (;;) {
         const timer = earliestTimer();

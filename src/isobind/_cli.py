@@ -22,7 +22,9 @@ from ._audit_view import calls_timeline, executions_table
 from ._codemode import MAX_FULL_API_CHARS, ApiMode
 from ._config import Config, load_config
 from ._display import TerminalEvents, print_answer
-from ._errors import ApiError, ConfigError, ModelError, UpstreamError
+from ._errors import ApiError, ConfigError, ModelError, SandboxError, UpstreamError
+from ._lockdown import LockdownReport
+from ._pool import SandboxSettings, WorkerPool
 from ._providers import AnthropicProvider, OpenAIProvider, Provider
 from ._redact import Redactor
 from ._result import ExecutionResult
@@ -469,6 +471,43 @@ def audit_show(
         problem = "no execution" if not matches else f"{len(matches)} executions"
         raise _fail_setup(ValueError(f"{problem} in {file} match the id {execution!r}"))
     _out.print(calls_timeline(records, matches[0]))
+
+
+@app.command("doctor")
+def doctor_command(verbose: VerboseOption = False) -> None:
+    """Start one sandbox worker and print the lockdown level this machine allows.
+
+    Exits with 1 when any part of the lockdown is missing.
+    """
+    _setup_logging(verbose)
+
+    async def probe() -> LockdownReport | None:
+        pool = WorkerPool(SandboxSettings(workers=1))
+        try:
+            await pool.start()
+            return pool.lockdown
+        finally:
+            await pool.aclose()
+
+    try:
+        report = asyncio.run(probe())
+    except SandboxError as error:
+        _err.print(f"error: the sandbox worker did not start: {error}", markup=False)
+        raise typer.Exit(EXIT_CODE_FAILED) from error
+    assert report is not None
+    checks = [
+        ("network namespace", report.network_namespace),
+        ("seccomp filter (no sockets, files, processes)", report.seccomp),
+        ("RLIMIT_DATA (memory outside the V8 heap)", report.data_limit_bytes is not None),
+        ("RLIMIT_NOFILE", report.open_files_limit is not None),
+        ("core dumps off", not report.core_dumps),
+    ]
+    for label, ok in checks:
+        _out.print(f"{'ok     ' if ok else 'MISSING'} {label}", markup=False)
+    _out.print(f"worker environment: {', '.join(report.environment_keys) or '(empty)'}")
+    for missing in report.missing:
+        _err.print(f"missing: {missing}", markup=False)
+    raise typer.Exit(0 if report.complete else EXIT_CODE_FAILED)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from py_mini_racer import (
@@ -50,6 +53,7 @@ __all__ = [
     "CallRequest",
     "Limits",
     "SandboxOutcome",
+    "create_isolate",
     "run_in_isolate",
     "wait_closed",
 ]
@@ -85,6 +89,19 @@ class Limits:
     """Tool calls one run may start."""
     max_concurrent_calls: int = 64
     """Tool calls in flight at once; later calls wait for a free slot."""
+    cpu_time: float = 10.0
+    """Seconds the engine may spend running the code, tool calls and timer waits excluded.
+
+    Measured as the wall-clock time of the host's engine steps, so it is an
+    upper bound on the CPU time the code used."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        names = [item.name for item in dataclasses.fields(cls)]
+        return cls(**{name: data[name] for name in names if name in data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,24 +147,71 @@ class SandboxOutcome:
     logs: list[dict[str, str]] = field(default_factory=list)
     logs_dropped: int = 0
     duration: float = 0.0
+    code_started: float | None = None
+    """`time.monotonic()` when the code was handed to the engine; CLOCK_MONOTONIC is
+    shared by all processes, so the host can compare it with its own clock."""
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result_text": self.result_text,
+            "error": self.error,
+            "logs": self.logs,
+            "logs_dropped": self.logs_dropped,
+            "duration": self.duration,
+            "code_started": self.code_started,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SandboxOutcome:
+        """Rebuild an outcome sent by a worker, checking the type of every field."""
+        result_text = data.get("result_text")
+        error = data.get("error")
+        logs = data.get("logs", [])
+        if result_text is not None and not isinstance(result_text, str):
+            raise TypeError("result_text is not a string")
+        if error is not None and not (
+            isinstance(error, dict)
+            and isinstance(error.get("name"), str)
+            and isinstance(error.get("message"), str)
+        ):
+            raise TypeError("error is not an object with a name and a message")
+        if not isinstance(logs, list) or not all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("level"), str)
+            and isinstance(entry.get("message"), str)
+            for entry in logs
+        ):
+            raise TypeError("logs is not a list of {level, message} objects")
+        return cls(
+            result_text=result_text,
+            error=error,
+            logs=logs,
+            logs_dropped=int(data.get("logs_dropped", 0)),
+            duration=float(data.get("duration", 0.0)),
+            code_started=_optional_float(data.get("code_started")),
+        )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 _engine_lock = threading.Lock()
 _engine_ready = False
 
 
-def _init_engine() -> None:
-    """Initialise V8 once per process with `ENGINE_FLAGS`."""
+def _init_engine(extra_flags: Sequence[str] = ()) -> None:
+    """Initialise V8 once per process with `ENGINE_FLAGS` and `extra_flags`."""
     global _engine_ready
     with _engine_lock:
         if _engine_ready:
             return
         try:
-            init_mini_racer(flags=ENGINE_FLAGS)
+            init_mini_racer(flags=(*ENGINE_FLAGS, *extra_flags))
         except LibAlreadyInitializedError:
             logger.warning(
                 "mini-racer was initialised before isobind, without the flags %s; "
@@ -158,19 +222,27 @@ def _init_engine() -> None:
         _engine_ready = True
 
 
-_bootstrap_source: str | None = None
+_prelude_source: str | None = None
+_SOURCE_URL = "//# sourceURL=isobind:bootstrap"
 
 
 def _bootstrap_template() -> str:
-    global _bootstrap_source
-    if _bootstrap_source is None:
-        _bootstrap_source = (
-            resources.files("isobind").joinpath("_bootstrap.js").read_text(encoding="utf-8")
-        )
-    return _bootstrap_source
+    """Return the prelude: `_bootstrap.js`, then `_webapis.js`, as one script.
+
+    It is read once; a locked-down worker reads it before lockdown.
+    """
+    global _prelude_source
+    if _prelude_source is None:
+        here = Path(__file__).parent
+        bootstrap = (here / "_bootstrap.js").read_text(encoding="utf-8")
+        webapis = (here / "_webapis.js").read_text(encoding="utf-8")
+        bootstrap = bootstrap.replace(_SOURCE_URL, "")
+        _prelude_source = f"{bootstrap}\n{webapis}\n{_SOURCE_URL}\n"
+    return _prelude_source
 
 
-def _render_bootstrap(api: Mapping[str, Sequence[str]], limits: Limits) -> str:
+def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: str) -> str:
+    """Return the script that gives a prepared isolate this run's API, limits and key."""
     limits_json = json.dumps(
         {
             "maxLogBytes": limits.max_log_bytes,
@@ -179,11 +251,8 @@ def _render_bootstrap(api: Mapping[str, Sequence[str]], limits: Limits) -> str:
         }
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
-    return (
-        _bootstrap_template()
-        .replace("__ISOBIND_API__", api_json)
-        .replace("__ISOBIND_LIMITS__", limits_json)
-    )
+    arguments = ", ".join(json.dumps(text) for text in (token, api_json, limits_json))
+    return f'__isobind.configure({arguments}, "{os.urandom(32).hex()}")'
 
 
 def wrap_code(code: str, filename: str) -> str:
@@ -202,6 +271,8 @@ class _Isolate:
         self._stack = stack
         self.context = context
         self.closed = False
+        self.prepared = False
+        """Whether the prelude has been evaluated, and nothing else."""
 
     @classmethod
     async def create(cls) -> _Isolate:
@@ -253,14 +324,33 @@ class _Run:
         self.filename = filename
         self.outcome = SandboxOutcome()
         self.started = time.monotonic()
+        # Only the host knows it: the bridge rejects calls without it.
+        self.token = secrets.token_hex(16)
+        self.engine_time = 0.0
         self.waiting: list[CallRequest] = []
         self.in_flight: dict[asyncio.Task[CallReply], int] = {}
 
     def now_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
 
+    async def eval(self, source: str) -> Any:
+        """Evaluate `source` as one engine step, charged to the run's `cpu_time` budget."""
+        remaining = self.limits.cpu_time - self.engine_time
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                return await self.isolate.eval(source)
+        except TimeoutError:
+            raise _LimitHit(
+                "CpuTimeLimitExceeded",
+                f"The code ran for more than {self.limits.cpu_time:g} s of engine time and "
+                "was stopped. Look for endless loops, or do less work per run.",
+            ) from None
+        finally:
+            self.engine_time += time.monotonic() - started
+
     async def poll(self) -> dict[str, Any]:
-        text = await self.isolate.eval("__isobind.poll()")
+        text = await self.eval(f'__isobind.poll("{self.token}")')
         if not isinstance(text, str):
             raise SandboxError(f"the sandbox prelude returned {type(text).__name__}, not text")
         message: dict[str, Any] = json.loads(text)
@@ -280,14 +370,19 @@ class _Run:
         outcomes: list[list[Any]] = []
         for task in done:
             call_id = self.in_flight.pop(task)
-            reply = task.result()
+            try:
+                reply = task.result()
+            except Exception:
+                # The reply carries no exception text: it could hold host details.
+                logger.exception("handling call %d failed", call_id)
+                reply = CallReply.failure("ToolError", "The host failed to handle this call.")
             if reply.ok:
                 outcomes.append([call_id, True, reply.value_text])
             else:
                 error = {"name": reply.error_name, "message": reply.error_message}
                 outcomes.append([call_id, False, error])
         payload = json.dumps(json.dumps(outcomes))
-        await self.isolate.eval(f"__isobind.deliver({payload}, {self.now_ms():.3f})")
+        await self.eval(f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})')
 
     async def step_loop(self) -> None:
         while True:
@@ -307,10 +402,10 @@ class _Run:
                 if done:
                     await self.deliver(done)
                     continue
-                await self.isolate.eval(f"__isobind.fireTimers({self.now_ms():.3f})")
+                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
             elif message["nextTimer"] is not None:
                 await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
-                await self.isolate.eval(f"__isobind.fireTimers({self.now_ms():.3f})")
+                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
             else:
                 raise _LimitHit(
                     "DeadlockError",
@@ -330,7 +425,14 @@ class _Run:
         )
 
     def _finish(self, message: dict[str, Any]) -> None:
-        if message["error"] is not None:
+        error = message["error"]
+        if error is not None and _is_buffer_failure(error):
+            raise _LimitHit(
+                "MemoryLimitExceeded",
+                "The code's buffers could not be allocated: the sandbox process has no "
+                "memory left outside the V8 heap. Process the data in smaller pieces.",
+            )
+        if error is not None:
             self.outcome.error = _map_error(message["error"], self.filename)
             return
         result = message["result"]
@@ -353,6 +455,14 @@ class _Run:
         self.in_flight.clear()
 
 
+def _is_buffer_failure(error: dict[str, Any]) -> bool:
+    # V8's message when the worker's RLIMIT_DATA refuses a buffer's memory.
+    return bool(
+        error.get("name") == "RangeError"
+        and str(error.get("message", "")).startswith("Array buffer allocation failed")
+    )
+
+
 class _LimitHit(Exception):
     def __init__(self, name: str, message: str):
         super().__init__(message)
@@ -367,14 +477,17 @@ async def run_in_isolate(
     handler: CallHandler,
     limits: Limits,
     filename: str = "code.ts",
+    isolate: _Isolate | None = None,
 ) -> SandboxOutcome:
     """Run JavaScript `code` as the body of an async function in a fresh isolate.
 
     `api` lists the tool identifiers per server identifier that `tools` exposes;
-    each call reaches `handler`. The isolate is closed before this returns,
-    whatever happened.
+    each call reaches `handler`. `isolate`, from `create_isolate()`, is used
+    when given; it must never have run code. The isolate is closed once the
+    run ends, whatever happened, and is never reused.
     """
-    isolate = await _Isolate.create()
+    if isolate is None:
+        isolate = await _Isolate.create()
     run = _Run(isolate, handler, limits, filename)
     try:
         isolate.set_memory_limit(limits.memory_mb * _MiB)
@@ -386,6 +499,18 @@ async def run_in_isolate(
         # wait for it. `wait_closed()` waits for every close still running.
         _close_in_background(isolate)
     return run.outcome
+
+
+async def create_isolate() -> _Isolate:
+    """Create an isolate and evaluate the prelude ahead of a run, for `run_in_isolate`."""
+    isolate = await _Isolate.create()
+    try:
+        await isolate.eval(_bootstrap_template())
+    except BaseException:
+        await isolate.close()
+        raise
+    isolate.prepared = True
+    return isolate
 
 
 _closing: set[asyncio.Task[None]] = set()
@@ -407,9 +532,14 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
     limits = run.limits
     try:
         async with asyncio.timeout(limits.timeout):
-            await run.isolate.eval(_render_bootstrap(api, limits))
+            if not run.isolate.prepared:
+                await run.eval(_bootstrap_template())
+            # A step of its own: passed in the code's script, the code could
+            # close the wrapper early and supply its own token, API and limits.
+            await run.eval(_render_configure(api, limits, run.token))
+            run.outcome.code_started = time.monotonic()
             try:
-                await run.isolate.eval(wrap_code(code, run.filename))
+                await run.eval(wrap_code(code, run.filename))
             except JSParseException as error:
                 run.outcome.error = _map_syntax_error(str(error), run.filename)
                 return
@@ -464,6 +594,9 @@ def _map_stack(stack: str, filename: str) -> tuple[str, int | None, int | None]:
         column = int(match.group("column"))
         if line == 1:
             column -= len(_CODE_PREFIX)
+            if column < 1:
+                # The wrapper's own call of the main function, not the code.
+                continue
         if first_line is None:
             first_line, first_column = line, column
         text = raw_line[: match.start()] + f"{filename}:{line}:{column}" + raw_line[match.end() :]
@@ -471,9 +604,21 @@ def _map_stack(stack: str, filename: str) -> tuple[str, int | None, int | None]:
     return "\n".join(kept), first_line, first_column
 
 
+_STACK_OVERFLOW = "Maximum call stack size exceeded"
+
+
 def _map_error(error: dict[str, Any], filename: str) -> dict[str, Any]:
     stack, line, column = _map_stack(error.get("stack") or "", filename)
     mapped: dict[str, Any] = {"name": error["name"], "message": error["message"]}
+    if error["name"] == "RangeError" and error["message"] == _STACK_OVERFLOW:
+        # The code did not catch V8's stack overflow: name the limit it hit.
+        mapped = {
+            "name": "StackLimitExceeded",
+            "message": (
+                f"{_STACK_OVERFLOW}: the code recursed deeper than the stack limit. "
+                "Look for unbounded recursion, or use a loop."
+            ),
+        }
     if stack:
         mapped["stack"] = stack
     if line is not None:

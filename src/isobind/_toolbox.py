@@ -27,6 +27,7 @@ from ._functions import FunctionTools
 from ._log_scrub import scrub_credential_shapes
 from ._oauth import ClientCredentialsAuth
 from ._policy import ServerPolicy, check_tool
+from ._pool import SandboxSettings, WorkerPool
 from ._redact import LiveRedactor
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import CallReply, CallRequest, Limits, SandboxOutcome, run_in_isolate, wait_closed
@@ -51,7 +52,9 @@ class Toolbox:
             result = await toolbox.execute("return await tools.time.get_current_time(...)")
 
     Upstream sessions open once in `open()` and are reused by every execution;
-    each execution gets a fresh V8 isolate that is closed when it ends.
+    each execution gets a fresh V8 isolate that is closed when it ends. The
+    isolates run in locked-down worker processes, started on the first
+    execution, unless `sandbox=SandboxSettings(mode="inprocess")`.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Toolbox:
         *,
         functions: Iterable[FunctionTools] = (),
         limits: Limits | None = None,
+        sandbox: SandboxSettings | None = None,
         audit: AuditLog | str | os.PathLike[str] | None = None,
         secrets: Iterable[str] = (),
         approve: Approver | None = None,
@@ -89,6 +93,10 @@ class Toolbox:
             if config is not None:
                 limits = replace(limits, timeout=config.timeout, memory_mb=config.memory_mb)
         self.limits = limits
+        self.sandbox = sandbox if sandbox is not None else SandboxSettings()
+        self._pool: WorkerPool | None = None
+        if self.sandbox.mode == "workers":
+            self._pool = WorkerPool(self.sandbox)
         all_secrets = set(secrets)
         if config is not None:
             all_secrets |= config.secrets
@@ -365,7 +373,8 @@ class Toolbox:
                 runtime_api.setdefault(server, []).append(tool)
             if registry.egress is not None:
                 runtime_api[EGRESS_KEY] = ["request"]
-            outcome = await run_in_isolate(
+            run = self._pool.run if self._pool is not None else run_in_isolate
+            outcome = await run(
                 javascript,
                 api=runtime_api,
                 handler=self._with_discovery(dispatcher),
@@ -443,6 +452,8 @@ class Toolbox:
         if self._state == "closed":
             return
         self._state = "closed"
+        if self._pool is not None:
+            await self._pool.aclose()
         await wait_closed()
         if self._egress is not None:
             await self._egress.aclose()
