@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import mcp_types as types
@@ -27,11 +27,13 @@ from ._tools import ToolSpec
 from ._typescript import Api
 from ._upstream import McpConnection
 
-__all__ = ["CallDispatcher", "ToolRegistry"]
+__all__ = ["CallDispatcher", "CallObserver", "ToolRegistry"]
 
 logger = logging.getLogger(__name__)
 
 ToolSource = McpConnection | FunctionTools
+CallObserver = Callable[[CallRecord], Awaitable[None]]
+"""Awaited with each finished call's record, for progress reports."""
 
 # Inputs are produced by untrusted code; these bounds keep parsing them cheap.
 MAX_INPUT_CHARS = 8_000_000
@@ -77,9 +79,10 @@ class ToolRegistry:
 class CallDispatcher:
     """Handles the calls of one run and records them for the result and the audit."""
 
-    def __init__(self, registry: ToolRegistry):
+    def __init__(self, registry: ToolRegistry, on_call: CallObserver | None = None):
         self.registry = registry
         self.records: list[CallRecord] = []
+        self.on_call = on_call
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
@@ -92,6 +95,11 @@ class CallDispatcher:
         if reply is None:
             reply = await self._checked_call(tool, arguments)
         self._record(tool, arguments, request.input_text, reply, started)
+        if self.on_call is not None:
+            try:
+                await self.on_call(self.records[-1])
+            except Exception:
+                logger.exception("call observer failed for tool %s of %s", tool.name, tool.server)
         return reply
 
     def _parse_input(
