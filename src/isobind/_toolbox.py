@@ -9,17 +9,17 @@ import logging
 import os
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import anyio.to_thread
 
 from ._audit import AuditLog
-from ._bindings import CallDispatcher, ToolRegistry, ToolSource
+from ._bindings import CallDispatcher, CallObserver, ToolRegistry, ToolSource
 from ._config import Config, ServerPolicy, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError
+from ._errors import ApiError, ClosedError, UpstreamError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
@@ -44,7 +44,10 @@ class Toolbox:
             result = await toolbox.execute("return await tools.time.get_current_time(...)")
 
     Upstream sessions open once in `open()` and are reused by every execution;
-    each execution gets a fresh V8 isolate that is closed when it ends.
+    each execution gets a fresh V8 isolate that is closed when it ends. When a
+    server reports that its tool list changed, or is restarted, the tools are
+    listed again and the API is rebuilt; executions already running keep the
+    API they started with.
     """
 
     def __init__(
@@ -76,6 +79,11 @@ class Toolbox:
         self._registry: ToolRegistry | None = None
         self._declaration = ""
         self._state = "new"
+        self._refresh_lock = asyncio.Lock()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
+        self._api_listeners: list[Callable[[], None]] = []
+        self.api_version = 0
+        """Incremented each time the API is built or rebuilt."""
 
     @classmethod
     def from_config(
@@ -113,12 +121,19 @@ class Toolbox:
         if self.config is None:
             return
         for name, server in self.config.servers.items():
-            self._connections[name] = McpConnection(server, redactor=self.redactor)
+            self._connections[name] = McpConnection(
+                server, redactor=self.redactor, on_tools_changed=self._tools_changed
+            )
         async with asyncio.TaskGroup() as group:
             for connection in self._connections.values():
                 group.create_task(connection.open())
 
-    async def _build_api(self) -> None:
+    async def _build_api(self, *, keep_unreachable: bool = False) -> None:
+        """List every source's tools and build the API and the tool registry.
+
+        With `keep_unreachable`, a server that cannot be listed keeps the tools
+        of its last listing instead of failing the whole build.
+        """
         sources: dict[str, ToolSource] = dict(self._connections)
         for group in self._functions:
             if group.name in sources:
@@ -131,7 +146,7 @@ class Toolbox:
         tools: list[ToolSpec] = []
         for source in sources.values():
             if isinstance(source, McpConnection):
-                tools.extend(await source.list_tools())
+                tools.extend(await self._list_server_tools(source, keep_unreachable))
             else:
                 tools.extend(source.list_tools())
         policies = self._policies()
@@ -139,12 +154,59 @@ class Toolbox:
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
         self._declaration = render_api(allowed).declaration
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
+        self.api_version += 1
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
             len(sources),
             len(tools),
             len(allowed),
         )
+
+    async def _list_server_tools(
+        self, connection: McpConnection, keep_unreachable: bool
+    ) -> list[ToolSpec]:
+        try:
+            return await connection.list_tools()
+        except UpstreamError as error:
+            if not keep_unreachable:
+                raise
+            logger.warning("%s; keeping its %d tools listed before", error, len(connection.tools))
+            return connection.tools
+
+    async def refresh(self) -> None:
+        """List the tools of every server again and rebuild the API.
+
+        A server that cannot be listed keeps its previous tools. If the new
+        tools cannot form one API (`ApiError`), the previous API stays and the
+        error is logged.
+        """
+        self._require_open()
+        async with self._refresh_lock:
+            try:
+                await self._build_api(keep_unreachable=True)
+            except ApiError:
+                logger.exception("tool lists changed but cannot form one API; keeping the old one")
+                return
+        for listener in list(self._api_listeners):
+            listener()
+
+    def add_api_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each rebuild of the API by `refresh()`."""
+        self._api_listeners.append(listener)
+
+    def _tools_changed(self, server: str) -> None:
+        if self._state != "open":
+            return
+        logger.info("rebuilding the API: tools of MCP server %s may have changed", server)
+        task = asyncio.get_running_loop().create_task(self._refresh_logged())
+        self._refresh_tasks.add(task)
+        task.add_done_callback(self._refresh_tasks.discard)
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            logger.exception("rebuilding the API failed")
 
     def _policies(self) -> dict[str, ServerPolicy]:
         policies: dict[str, ServerPolicy] = {}
@@ -179,12 +241,15 @@ class Toolbox:
         timeout: float | None = None,  # noqa: ASYNC109 - the sandbox's run limit, not a wait
         memory_mb: int | None = None,
         filename: str = "code.ts",
+        on_call: CallObserver | None = None,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
 
         The code sees the global `tools`; its return value, console output and
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
+        `on_call` is awaited with the record of each tool call as it finishes.
+        Cancelling the task that awaits this stops the run and its tool calls.
         """
         registry = self._require_open()
         limits = self.limits
@@ -194,7 +259,7 @@ class Toolbox:
             limits = replace(limits, memory_mb=memory_mb)
         execution_id = uuid.uuid4().hex
         started_at = datetime.datetime.now(datetime.UTC)
-        dispatcher = CallDispatcher(registry)
+        dispatcher = CallDispatcher(registry, on_call)
 
         try:
             javascript = erase_types(code)
@@ -259,6 +324,8 @@ class Toolbox:
         if self._state == "closed":
             return
         self._state = "closed"
+        for task in list(self._refresh_tasks):
+            task.cancel()
         await wait_closed()
         connections = list(self._connections.values())
         if connections:

@@ -8,6 +8,10 @@ task opens or closes the connection.
 A server's stderr goes through a pipe to this process, where each line is
 scrubbed of secrets and logged at DEBUG; the last lines are kept to explain a
 server that fails to start.
+
+A server that ends its session after the first handshake (its process exits,
+or its stream closes) is started again with exponential backoff. Calls made
+while it is down raise `UpstreamError` at once instead of waiting.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import os
 import shutil
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
 
 from ._config import HttpServer, StdioServer
 from ._errors import ClosedError, UpstreamError
@@ -41,6 +50,16 @@ logger = logging.getLogger(__name__)
 # far beyond any real server.
 _MAX_TOOL_PAGES = 1000
 _STDERR_TAIL_LINES = 20
+
+# Restart delays after a server's session ends: 0.5 s, doubled per failed
+# attempt, at most 30 s. A session that stayed up for `_STABLE_AFTER` seconds
+# resets the delay, so a server that crashes on every start backs off.
+_RESTART_DELAY = 0.5
+_MAX_RESTART_DELAY = 30.0
+_STABLE_AFTER = 30.0
+
+ToolsChangedCallback = Callable[[str], None]
+"""Called with the server name when its tool list may have changed."""
 
 
 class _StderrRelay:
@@ -115,9 +134,15 @@ class McpConnection:
         *,
         redactor: Redactor,
         startup_timeout: float = 30.0,
+        on_tools_changed: ToolsChangedCallback | None = None,
     ):
         self.server = server
         self.name = server.name
+        self.tools: list[ToolSpec] = []
+        """The tools of the last successful `list_tools()`."""
+        self.restarts = 0
+        """How many times the session was started again after it ended."""
+        self.on_tools_changed = on_tools_changed
         self._redactor = redactor
         self._startup_timeout = startup_timeout
         self._session: ClientSession | None = None
@@ -176,23 +201,80 @@ class McpConnection:
 
     async def _hold(self) -> None:
         try:
+            await self._hold_session()
+        except Exception as error:
+            self._failure = error
+        if not self._ready.is_set():
+            return
+        attempt = 0
+        while not self._closing.is_set():
+            delay = min(_MAX_RESTART_DELAY, _RESTART_DELAY * 2**attempt)
+            logger.warning(
+                "MCP server %s: session ended; restarting in %.1f s (attempt %d)",
+                self.name,
+                delay,
+                attempt + 1,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+            if self._closing.is_set():
+                return
+            started = time.monotonic()
+            self.restarts += 1
+            try:
+                await self._hold_session()
+            except Exception as error:
+                logger.warning(
+                    "MCP server %s: restart failed: %s",
+                    self.name,
+                    self._redactor.scrub_text(_describe_exception(error)),
+                )
+            stable = time.monotonic() - started >= _STABLE_AFTER
+            attempt = 0 if stable else attempt + 1
+
+    async def _hold_session(self) -> None:
+        """Run one session until `aclose()` or until the server's stream ends."""
+        try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
+                ended = anyio.Event()
+                relay_send, relay_read = anyio.create_memory_object_stream[
+                    SessionMessage | Exception
+                ](0)
+                group = await stack.enter_async_context(anyio.create_task_group())
+                stack.callback(group.cancel_scope.cancel)
+                group.start_soon(_relay, read, relay_send, ended)
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, logging_callback=self._server_log)
+                    ClientSession(
+                        relay_read,
+                        write,
+                        logging_callback=self._server_log,
+                        message_handler=self._on_message,
+                    )
                 )
                 await session.initialize()
                 self._session = session
+                first = not self._ready.is_set()
                 self._ready.set()
-                await self._closing.wait()
-        except Exception as error:
-            self._failure = error
-            if self._ready.is_set():
-                logger.warning("MCP server %s disconnected: %s", self.name, error)
+                if not first:
+                    logger.info("MCP server %s restarted", self.name)
+                    self._notify_tools_changed()
+                await _first_of(self._closing.wait(), ended.wait())
+                if not self._closing.is_set():
+                    logger.warning("MCP server %s: the connection closed", self.name)
         finally:
             self._session = None
             if self._stderr is not None:
                 self._stderr.close()
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            logger.info("MCP server %s: tool list changed", self.name)
+            self._notify_tools_changed()
+
+    def _notify_tools_changed(self) -> None:
+        if self.on_tools_changed is not None:
+            self.on_tools_changed(self.name)
 
     async def _server_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Log an MCP log notification from the server, scrubbed of secrets."""
@@ -235,6 +317,7 @@ class McpConnection:
             specs.extend(_to_spec(self.name, tool) for tool in page.tools)
             cursor = page.next_cursor
             if not cursor:
+                self.tools = specs
                 return specs
         raise UpstreamError(
             f"tools/list returned more than {_MAX_TOOL_PAGES} pages; the server's "
@@ -251,7 +334,11 @@ class McpConnection:
         if self._closed:
             raise ClosedError(f"the connection to MCP server {self.name!r} is closed")
         if self._session is None:
-            raise UpstreamError("is not connected", server=self.name)
+            raise UpstreamError(
+                "is not connected: its session ended and it is being restarted; "
+                "try again in a few seconds",
+                server=self.name,
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -267,6 +354,36 @@ class McpConnection:
                 logger.error("MCP server %s did not shut down within 10 s", self.name)
                 self._task.cancel()
         logger.info("closed MCP server %s", self.name)
+
+
+async def _relay(
+    source: MemoryObjectReceiveStream[SessionMessage | Exception],
+    target: MemoryObjectSendStream[SessionMessage | Exception],
+    ended: anyio.Event,
+) -> None:
+    """Pass messages from the transport to the session; set `ended` when the stream ends.
+
+    The SDK's `ClientSession` stays open after its transport's stream ends, so
+    this relay is how a connection notices that the server is gone.
+    """
+    try:
+        async with target:
+            async for message in source:
+                await target.send(message)
+    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        pass
+    finally:
+        ended.set()
+
+
+async def _first_of(*waits: Any) -> None:
+    """Wait until the first of the awaitables `waits` finishes, then cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 @contextlib.asynccontextmanager
