@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import anyio
 from py_mini_racer import (
     JSEvalException,
     JSOOMException,
@@ -349,7 +350,12 @@ class _Run:
         for task in self.in_flight:
             task.cancel()
         if self.in_flight:
-            await asyncio.gather(*self.in_flight, return_exceptions=True)
+            # The wait is shielded, and uses `asyncio.wait`, which (unlike
+            # `gather`) does not cancel the calls a second time when it is
+            # cancelled itself: a second cancel would interrupt the MCP
+            # client's `notifications/cancelled` to the upstream server.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(self.in_flight, timeout=_CLOSE_TIMEOUT)
         self.in_flight.clear()
 
 
