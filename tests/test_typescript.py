@@ -8,9 +8,7 @@ not, so that the types are not vacuous.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,7 @@ from isobind._naming import is_identifier, is_identifier_name, to_identifier, to
 from isobind._tools import ToolAnnotations, ToolSpec
 from isobind._typescript import MAX_DEPTH, render_api, render_schema
 
-TESTS = Path(__file__).parent
-TOOL_LISTS = TESTS / "data" / "tool_lists"
-TSC = TESTS / "node" / "node_modules" / ".bin" / "tsc"
-
-needs_tsc = pytest.mark.skipif(
-    not TSC.exists(), reason=f"TypeScript compiler not installed at {TSC}: run npm ci in tests/node"
-)
+from .support import assert_compiles, compile_typescript, in_async_function, needs_tsc, tool_specs
 
 # One call per captured server, using the declared input and output types.
 USAGE = {
@@ -60,53 +52,8 @@ USAGE = {
 }
 
 
-def tool_specs(server: str) -> list[ToolSpec]:
-    """Load a captured tool list, converting MCP wire form to `ToolSpec`."""
-    listing = json.loads((TOOL_LISTS / f"{server}.json").read_text())
-    specs = []
-    for tool in listing["tools"]:
-        hints = tool.get("annotations", {})
-        annotations = ToolAnnotations(
-            read_only=hints.get("readOnlyHint"),
-            destructive=hints.get("destructiveHint"),
-            idempotent=hints.get("idempotentHint"),
-            open_world=hints.get("openWorldHint"),
-        )
-        specs.append(
-            ToolSpec(
-                server=server,
-                name=tool["name"],
-                description=tool.get("description"),
-                input_schema=tool["inputSchema"],
-                output_schema=tool.get("outputSchema"),
-                title=tool.get("title"),
-                annotations=annotations,
-            )
-        )
-    return specs
-
-
 def tool(name: str, input_schema: Any, *, server: str = "s", **fields: Any) -> ToolSpec:
     return ToolSpec(server=server, name=name, input_schema=input_schema, **fields)
-
-
-def compile_typescript(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "check.ts"
-    path.write_text(source)
-    command = [str(TSC), "--strict", "--noEmit", "--target", "es2022", "--lib", "es2022", str(path)]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-
-
-def assert_compiles(tmp_path: Path, source: str) -> None:
-    result = compile_typescript(tmp_path, source)
-    numbered = "\n".join(f"{n:4} {line}" for n, line in enumerate(source.splitlines(), 1))
-    assert result.returncode == 0, f"tsc failed:\n{result.stdout}{result.stderr}\n{numbered}"
-
-
-def in_async_function(body: str) -> str:
-    return f"async function main(): Promise<void> {{{body}\n}}\n"
 
 
 # Naming

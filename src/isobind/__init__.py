@@ -19,6 +19,7 @@ from ._errors import (
 from ._functions import FunctionTools
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
+from ._search import ServerSummary
 from ._toolbox import Toolbox
 from ._tools import ToolAnnotations, ToolSpec
 
@@ -58,6 +59,7 @@ __all__ = [
     "LogEntry",
     "SandboxError",
     "ServerPolicy",
+    "ServerSummary",
     "StdioServer",
     "ToolAnnotations",
     "ToolSpec",

@@ -468,6 +468,26 @@
     value: ObjectFreeze(toolsObject), writable: false, configurable: false, enumerable: false,
   });
 
+  // Tool discovery (`isobind._search`): host calls under a server name that no
+  // server identifier can take, because identifiers cannot contain `#`.
+  const DISCOVERY_SERVER = "#isobind";
+  const discovery = {
+    listServers() {
+      return callTool(DISCOVERY_SERVER, "listServers", {});
+    },
+    searchTools(query, options) {
+      const detail = options == null ? undefined : options.detail;
+      const limit = options == null ? undefined : options.limit;
+      return callTool(DISCOVERY_SERVER, "searchTools", { query, detail, limit });
+    },
+    describeTools(names) {
+      return callTool(DISCOVERY_SERVER, "describeTools", { names });
+    },
+  };
+  ObjectDefineProperty(globalObject, "isobind", {
+    value: ObjectFreeze(discovery), writable: false, configurable: false, enumerable: false,
+  });
+
   // --- Completion -----------------------------------------------------------
 
   function describeError(error) {

@@ -9,9 +9,9 @@ import logging
 import os
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 
@@ -24,7 +24,8 @@ from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
 from ._result import ExecutionError, ExecutionResult, LogEntry
-from ._sandbox import Limits, SandboxOutcome, run_in_isolate, wait_closed
+from ._sandbox import CallReply, CallRequest, Limits, SandboxOutcome, run_in_isolate, wait_closed
+from ._search import DISCOVERY_SERVER, ServerSummary, ToolCatalog, discovery_reply
 from ._tools import ToolSpec
 from ._typescript import Api, render_api
 from ._upstream import McpConnection
@@ -77,6 +78,7 @@ class Toolbox:
         self.audit = audit.with_redactor(self.redactor) if audit is not None else None
         self._connections: dict[str, McpConnection] = {}
         self._registry: ToolRegistry | None = None
+        self._catalog: ToolCatalog | None = None
         self._declaration = ""
         self._state = "new"
         self._refresh_lock = asyncio.Lock()
@@ -154,6 +156,7 @@ class Toolbox:
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
         self._declaration = render_api(allowed).declaration
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
+        self._catalog = _build_catalog(api, policies, sources)
         self.api_version += 1
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
@@ -227,6 +230,54 @@ class Toolbox:
         """The API of every listed tool, including those the policy denies."""
         return self._require_open().api
 
+    def list_servers(self) -> list[ServerSummary]:
+        """List the servers that have callable tools, in config order.
+
+        This is the first thing to show a model when the whole declaration is
+        too long for its prompt; `search_tools` and `describe_tools` go on from here.
+        """
+        self._require_open()
+        assert self._catalog is not None
+        return self._catalog.list_servers()
+
+    def search_tools(
+        self,
+        query: str,
+        *,
+        detail: Literal["names", "summaries", "declarations"] = "summaries",
+        limit: int = 10,
+    ) -> str:
+        """Search the callable tools and return the best `limit` matches as text for a model.
+
+        The ranking is BM25F over tool names, titles, descriptions and parameter
+        names, so a plain-language query such as "commits of a repository" finds
+        `tools.git.git_log`. `detail` chooses the text: `"names"` gives one
+        `tools.server.tool` per line, `"summaries"` adds the first sentence of
+        each description, and `"declarations"` gives a TypeScript declaration of
+        the matched tools, with the types they use. A query that matches nothing
+        returns a sentence saying so, with the server names.
+
+        Raises:
+            ValueError: `detail` is not one of the three, or `limit` is not 1 to 100.
+        """
+        self._require_open()
+        assert self._catalog is not None
+        return self._catalog.search_tools(query, detail=detail, limit=limit)
+
+    def describe_tools(self, names: Sequence[str]) -> str:
+        """Return the TypeScript declaration of the named callable tools and the types they use.
+
+        Names take the form `"server.tool"` or `"tools.server.tool"`, with the
+        identifiers of the declaration.
+
+        Raises:
+            ValueError: a name is not a callable tool; the message names each such
+                name and suggests the closest real ones.
+        """
+        self._require_open()
+        assert self._catalog is not None
+        return self._catalog.describe_tools(names)
+
     def _require_open(self) -> ToolRegistry:
         if self._state == "closed":
             raise ClosedError("this Toolbox is closed; create a new one")
@@ -279,7 +330,7 @@ class Toolbox:
             outcome = await run_in_isolate(
                 javascript,
                 api=runtime_api,
-                handler=dispatcher,
+                handler=self._with_discovery(dispatcher),
                 limits=limits,
                 filename=filename,
             )
@@ -289,6 +340,24 @@ class Toolbox:
             record = _audit_record(result, code, started_at, limits)
             await anyio.to_thread.run_sync(self.audit.write, record)
         return result
+
+    def _with_discovery(
+        self, dispatcher: CallDispatcher
+    ) -> Callable[[CallRequest], Coroutine[Any, Any, CallReply]]:
+        """Route the sandbox's `isobind.*` calls to the catalog, and other calls to `dispatcher`."""
+        catalog = self._catalog
+        assert catalog is not None
+        scrub = self.redactor.scrub_text
+
+        async def handle(request: CallRequest) -> CallReply:
+            if request.server != DISCOVERY_SERVER:
+                return await dispatcher(request)
+            reply = discovery_reply(catalog, request.tool, request.input_text)
+            if reply.value_text is not None:
+                return CallReply.success(scrub(reply.value_text))
+            return reply
+
+        return handle
 
     def _build_result(
         self, outcome: SandboxOutcome, dispatcher: CallDispatcher, execution_id: str
@@ -340,6 +409,42 @@ class Toolbox:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+
+def _build_catalog(
+    api: Api, policies: Mapping[str, ServerPolicy], sources: Mapping[str, ToolSource]
+) -> ToolCatalog:
+    callable_tools = {
+        key: spec
+        for key, spec in api.bindings.items()
+        if check_tool(spec, policies[spec.server]) is None
+    }
+    counts: dict[str, int] = {}
+    for server_id, _ in callable_tools:
+        counts[server_id] = counts.get(server_id, 0) + 1
+
+    summaries = []
+    for server_id, server_name in api.servers.items():
+        if server_id in counts:
+            title, description = _server_info(sources[server_name])
+            summaries.append(ServerSummary(server_id, title, description, counts[server_id]))
+    return ToolCatalog(callable_tools, summaries)
+
+
+def _server_info(source: ToolSource) -> tuple[str | None, str | None]:
+    """Return the title and description a server sent in its `initialize` result.
+
+    Without a description, the first line of its `instructions` stands in.
+    """
+    if not isinstance(source, McpConnection) or source._session is None:
+        return None, None
+    session = source._session
+    info = session.server_info
+    title = info.title if info is not None else None
+    description = info.description if info is not None else None
+    if description is None and session.instructions:
+        description = session.instructions.strip().split("\n", 1)[0][:200] or None
+    return title, description
 
 
 def _audit_record(

@@ -139,12 +139,17 @@ class _LimitExceeded(Exception):
 
 
 def render_api(
-    tools: Sequence[ToolSpec], *, server_descriptions: Mapping[str, str] | None = None
+    tools: Sequence[ToolSpec],
+    *,
+    server_descriptions: Mapping[str, str] | None = None,
+    log_problems: bool = True,
 ) -> Api:
     """Render `tools` as one TypeScript declaration with a namespace per server.
 
     Servers and tools keep their order of first appearance. `server_descriptions`
-    maps configured server names to text shown in the namespace's JSDoc.
+    maps configured server names to text shown in the namespace's JSDoc. With
+    `log_problems=False` schema problems are not logged, for a second rendering
+    of tools whose problems were logged when they were first rendered.
 
     Raises:
         ApiError: two servers, or two tools of one server, map to the same identifier.
@@ -155,7 +160,7 @@ def render_api(
     blocks = [_HEADER]
     bindings: dict[tuple[str, str], ToolSpec] = {}
     for server_id, server_name in servers.items():
-        scope = _TypeScope(indent=_INDENT)
+        scope = _TypeScope(indent=_INDENT, log_problems=log_problems)
         lines = _namespace_doc(server_id, server_name, descriptions.get(server_name))
         lines.append(f"declare namespace tools.{server_id} {{")
         for tool_id, spec in tools_by_server[server_id].items():
@@ -301,11 +306,13 @@ def _render_document(
         root = renderer.render_root()
     except (_LimitExceeded, RecursionError) as error:
         scope.restore(snapshot)
+        if not scope.log_problems:
+            return None
         reason = _log_text(str(error)) if isinstance(error, _LimitExceeded) else "too deeply nested"
         logger.warning("%s: typed as unknown because it is %s", context, reason)
         return None
 
-    if renderer.problems:
+    if renderer.problems and scope.log_problems:
         shown = "; ".join(
             _log_text(problem) for problem in renderer.problems[:_MAX_PROBLEMS_LOGGED]
         )
@@ -326,8 +333,9 @@ class _TypeScope:
     # `Promise` is used in every signature, so no local type may shadow it.
     _RESERVED = frozenset({"Promise"})
 
-    def __init__(self, *, indent: str) -> None:
+    def __init__(self, *, indent: str, log_problems: bool = True) -> None:
         self.indent = indent
+        self.log_problems = log_problems
         self.names: set[str] = set(self._RESERVED)
         self.by_key: dict[tuple[str, str, str], str] = {}
 
