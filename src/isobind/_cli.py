@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from ._config import load_config
 from ._errors import ApiError, ConfigError, UpstreamError
 from ._result import ExecutionResult
 from ._sandbox import Limits
+from ._server import ServeOptions, serve
 from ._toolbox import Toolbox
 
 __all__ = ["app", "main"]
@@ -177,3 +180,70 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `isobind` console script."""
     return app(args=argv)
+
+
+class Transport(StrEnum):
+    STDIO = "stdio"
+    HTTP = "http"
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command("serve")
+def serve_command(
+    config: ConfigOption,
+    transport: Annotated[
+        Transport, typer.Option(help="stdio, or streamable HTTP at http://HOST:PORT/mcp.")
+    ] = Transport.STDIO,
+    host: Annotated[str, typer.Option(help="Address to listen on (HTTP only).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="TCP port to listen on (HTTP only); 0 picks a free port.", min=0)
+    ] = 8000,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            help="Environment variable holding the bearer token HTTP clients must send.",
+        ),
+    ] = None,
+    audit: Annotated[
+        Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the configured servers' tools to MCP clients as one sandboxed code tool."""
+    _setup_logging(verbose)
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if not token:
+            raise _fail_setup(
+                ValueError(f"--token-env {token_env}: the variable is not set or is empty")
+            )
+    if transport is Transport.HTTP and token is None and host not in _LOOPBACK_HOSTS:
+        logging.getLogger(__name__).warning(
+            "serving on %s without --token-env: any host that can reach it can run code", host
+        )
+    options = ServeOptions(transport=transport.value, host=host, port=port, token=token)
+
+    def announce(url: str) -> None:
+        print(f"isobind: serving MCP at {url}", file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        async with Toolbox(loaded, audit=audit) as toolbox:
+            await serve(toolbox, options, on_listening=announce)
+
+    try:
+        asyncio.run(run())
+    except (ConfigError, ApiError, UpstreamError) as error:
+        raise _fail_setup(error) from error
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot listen on {host}:{port}: {error}")) from error
+    except KeyboardInterrupt:
+        pass

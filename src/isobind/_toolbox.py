@@ -47,7 +47,7 @@ class Toolbox:
     Upstream sessions open once in `open()` and are reused by every execution;
     each execution gets a fresh V8 isolate that is closed when it ends. When a
     server reports that its tool list changed, or is restarted, the tools are
-    listed again and the API is rebuilt; executions already running keep the
+    listed again and the API is rebuilt. Executions already running keep the
     API they started with.
     """
 
