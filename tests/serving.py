@@ -23,24 +23,24 @@ TOKEN_VARIABLE = "ISOBIND_TEST_TOKEN"
 TOKEN = "test-bearer-4b9d2e7a1c"
 
 
-def serve_config(state_dir: Path, *, timeout: float = 3) -> dict[str, Any]:
-    """A config with two example servers and the fault-injecting `control` server."""
-    return {
-        "mcpServers": {
-            "time": {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]},
-            "forecast": {
-                "command": sys.executable,
-                "args": [str(EXAMPLES / "servers" / "forecast.py")],
-                "env": {"FORECAST_API_KEY": "forecast-key-0a1b2c3d4e"},
-            },
-            "control": {
-                "command": sys.executable,
-                "args": [str(TESTS / "servers" / "control.py")],
-                "env": {"CONTROL_STATE_DIR": str(state_dir)},
-            },
+def serve_config(state_dir: Path | None, *, timeout: float = 3) -> dict[str, Any]:
+    """A config with two example servers, and the fault-injecting `control` server
+    when `state_dir` is given."""
+    servers: dict[str, Any] = {
+        "time": {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]},
+        "forecast": {
+            "command": sys.executable,
+            "args": [str(EXAMPLES / "servers" / "forecast.py")],
+            "env": {"FORECAST_API_KEY": "forecast-key-0a1b2c3d4e"},
         },
-        "isobind": {"timeout": timeout, "memoryMb": 64},
     }
+    if state_dir is not None:
+        servers["control"] = {
+            "command": sys.executable,
+            "args": [str(TESTS / "servers" / "control.py")],
+            "env": {"CONTROL_STATE_DIR": str(state_dir)},
+        }
+    return {"mcpServers": servers, "isobind": {"timeout": timeout, "memoryMb": 64}}
 
 
 def serve_command(config: Path, *args: str) -> list[str]:
