@@ -48,9 +48,9 @@ def serve_command(config: Path, *args: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def stdio_session(config: Path) -> AsyncIterator[ClientSession]:
+async def stdio_session(config: Path, *extra: str) -> AsyncIterator[ClientSession]:
     """Start `isobind serve` over stdio and open an initialised client session to it."""
-    command = serve_command(config)
+    command = serve_command(config, *extra)
     params = StdioServerParameters(command=command[0], args=command[1:])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         with anyio.fail_after(60):

@@ -357,6 +357,31 @@ async def test_stdio_disconnect_cancels_run(config: Path, state_dir: Path) -> No
     await wait_for_file(state_dir / f"{name}.cancelled")
 
 
+async def test_max_runs_queues_later_runs(config: Path, state_dir: Path) -> None:
+    first, second = label(), label()
+    scopes = {first: anyio.CancelScope(), second: anyio.CancelScope()}
+
+    async def hang(session: ClientSession, name: str) -> None:
+        with scopes[name]:
+            await run_code(session, f"await tools.control.hang({{label: '{name}'}});")
+
+    async with (
+        stdio_session(config, "--max-runs", "1") as session,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(hang, session, first)
+        await wait_for_file(state_dir / f"{first}.started")
+        group.start_soon(hang, session, second)
+        # The server reads requests in order, so once this later request is
+        # answered the second run has been taken up and is waiting.
+        await session.call_tool("list_servers", {})
+        assert not (state_dir / f"{second}.started").exists()
+
+        scopes[first].cancel()
+        await wait_for_file(state_dir / f"{second}.started")
+        scopes[second].cancel()
+
+
 async def test_http_disconnect_cancels_run(http: HttpServer, state_dir: Path) -> None:
     name = label()
 

@@ -207,6 +207,12 @@ def serve_command(
             help="Environment variable holding the bearer token HTTP clients must send.",
         ),
     ] = None,
+    max_runs: Annotated[
+        int,
+        typer.Option(
+            "--max-runs", help="Runs executing at once over all clients; more wait.", min=1
+        ),
+    ] = 32,
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
@@ -230,7 +236,9 @@ def serve_command(
         logging.getLogger(__name__).warning(
             "serving on %s without --token-env: any host that can reach it can run code", host
         )
-    options = ServeOptions(transport=transport.value, host=host, port=port, token=token)
+    options = ServeOptions(
+        transport=transport.value, host=host, port=port, token=token, max_runs=max_runs
+    )
 
     def announce(url: str) -> None:
         print(f"isobind: serving MCP at {url}", file=sys.stderr, flush=True)

@@ -132,10 +132,19 @@ class ServeOptions:
     """Bearer token that HTTP clients must send; `None` admits every client."""
     progress_interval: float = 1.0
     """Seconds between progress notifications of a run, besides one per tool call."""
+    max_runs: int = 32
+    """Runs executing at once, over all clients; later runs wait for a free slot."""
 
 
-def build_server(toolbox: Toolbox, *, progress_interval: float = 1.0) -> MCPServer[Any]:
-    """Build the MCP server that fronts the open `toolbox`."""
+def build_server(
+    toolbox: Toolbox, *, progress_interval: float = 1.0, max_runs: int = 32
+) -> MCPServer[Any]:
+    """Build the MCP server that fronts the open `toolbox`.
+
+    At most `max_runs` runs execute at once, because each holds a V8 isolate
+    with its own memory limit.
+    """
+    slots = asyncio.Semaphore(max_runs)
     server: MCPServer[Any] = MCPServer(
         "isobind",
         instructions=_INSTRUCTIONS,
@@ -148,7 +157,8 @@ def build_server(toolbox: Toolbox, *, progress_interval: float = 1.0) -> MCPServ
         code: Annotated[str, Field(description="TypeScript or JavaScript source")],
         ctx: Context,
     ) -> Annotated[types.CallToolResult, RunOutput]:
-        return await _run_code(toolbox, code, ctx, progress_interval)
+        async with slots:
+            return await _run_code(toolbox, code, ctx, progress_interval)
 
     @server.tool(
         name="list_servers",
@@ -222,6 +232,8 @@ async def _run_code(
     try:
         result = await toolbox.execute(code, on_call=reporter.call_done)
     except asyncio.CancelledError:
+        # NOTE: a cancelled run writes no audit record, although the calls it
+        # finished before the cancellation reached their servers.
         logger.info("run cancelled by the client after %.3f s", time.monotonic() - started)
         raise
     finally:
@@ -362,7 +374,9 @@ async def serve(
 
     For HTTP, `on_listening` is called with the URL once the socket is bound.
     """
-    server = build_server(toolbox, progress_interval=options.progress_interval)
+    server = build_server(
+        toolbox, progress_interval=options.progress_interval, max_runs=options.max_runs
+    )
     if options.transport == "stdio":
         await server.run_stdio_async()
         return
