@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
@@ -237,16 +237,10 @@ class McpConnection:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
-                ended = anyio.Event()
-                relay_send, relay_read = anyio.create_memory_object_stream[
-                    SessionMessage | Exception
-                ](0)
-                group = await stack.enter_async_context(anyio.create_task_group())
-                stack.callback(group.cancel_scope.cancel)
-                group.start_soon(_relay, read, relay_send, ended)
+                watched = _EndWatcher(read)
                 session = await stack.enter_async_context(
                     ClientSession(
-                        relay_read,
+                        watched,
                         write,
                         logging_callback=self._server_log,
                         message_handler=self._on_message,
@@ -259,7 +253,7 @@ class McpConnection:
                 if not first:
                     logger.info("MCP server %s restarted", self.name)
                     self._notify_tools_changed()
-                await _first_of(self._closing.wait(), ended.wait())
+                await _first_of(self._closing.wait(), watched.ended.wait())
                 if not self._closing.is_set():
                     logger.warning("MCP server %s: the connection closed", self.name)
         finally:
@@ -356,24 +350,47 @@ class McpConnection:
         logger.info("closed MCP server %s", self.name)
 
 
-async def _relay(
-    source: MemoryObjectReceiveStream[SessionMessage | Exception],
-    target: MemoryObjectSendStream[SessionMessage | Exception],
-    ended: anyio.Event,
-) -> None:
-    """Pass messages from the transport to the session; set `ended` when the stream ends.
+class _EndWatcher:
+    """A read stream that passes the transport's messages on and sets `ended` when it ends.
 
     The SDK's `ClientSession` stays open after its transport's stream ends, so
-    this relay is how a connection notices that the server is gone.
+    this is how a connection notices that the server is gone. It wraps the
+    stream instead of relaying it through a task, which would add a task
+    switch to every message.
     """
-    try:
-        async with target:
-            async for message in source:
-                await target.send(message)
-    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-        pass
-    finally:
-        ended.set()
+
+    def __init__(self, stream: MemoryObjectReceiveStream[SessionMessage | Exception]):
+        self._stream = stream
+        self.ended = anyio.Event()
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._stream, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self._stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.ended.set()
+            raise
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def __aiter__(self) -> _EndWatcher:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _EndWatcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 async def _first_of(*waits: Any) -> None:
