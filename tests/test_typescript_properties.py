@@ -3,7 +3,7 @@
 Each generated case is a schema together with a strategy for values that the
 schema accepts, built side by side so that no solver is needed
 (hypothesis-jsonschema 0.23.1 fails with the hypothesis releases this project
-uses). `jsonschema` confirms every value is valid before the compiler sees it.
+uses). `jsonschema` confirms every value is valid before the compiler checks it.
 One example batches many cases into one TypeScript file, so the whole test
 runs the compiler a handful of times.
 

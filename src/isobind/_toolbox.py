@@ -172,8 +172,8 @@ class Toolbox:
     def list_servers(self) -> list[ServerSummary]:
         """List the servers that have callable tools, in config order.
 
-        This is the first thing to show a model when the whole declaration is
-        too long for its prompt; `search_tools` and `describe_tools` go on from here.
+        Show this to a model when the whole declaration is too long for its
+        prompt. It then goes on with `search_tools` and `describe_tools`.
         """
         self._require_open()
         assert self._catalog is not None
@@ -368,7 +368,7 @@ def _build_catalog(
 def _server_info(source: ToolSource) -> tuple[str | None, str | None]:
     """Return the title and description a server sent in its `initialize` result.
 
-    Without a description, the first line of its `instructions` stands in.
+    Without a description, the first line of its `instructions` is used instead.
     """
     if not isinstance(source, McpConnection) or source._session is None:
         return None, None
