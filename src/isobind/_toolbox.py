@@ -13,13 +13,14 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+import anyio
 import anyio.to_thread
 
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, ToolRegistry, ToolSource
 from ._config import Config, ServerPolicy, load_config
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError
+from ._errors import ApiError, ClosedError, UpstreamError
 from ._functions import FunctionTools
 from ._policy import check_tool
 from ._redact import Redactor
@@ -47,6 +48,9 @@ class Toolbox:
     Upstream sessions open once in `open()` and are reused by every execution;
     each execution gets a fresh V8 isolate that is closed when it ends.
     """
+
+    list_tools_timeout: float = 60.0
+    """Seconds one server may take to return its whole tool list in `open()`."""
 
     def __init__(
         self,
@@ -133,7 +137,7 @@ class Toolbox:
         tools: list[ToolSpec] = []
         for source in sources.values():
             if isinstance(source, McpConnection):
-                tools.extend(await source.list_tools())
+                tools.extend(await self._list_tools(source))
             else:
                 tools.extend(source.list_tools())
         policies = self._policies()
@@ -149,6 +153,19 @@ class Toolbox:
             len(tools),
             len(allowed),
         )
+
+    async def _list_tools(self, connection: McpConnection) -> list[ToolSpec]:
+        # The MCP client drops a response it cannot parse (JSON nested about 240
+        # levels deep, with mcp 2.3) and then waits for it forever.
+        try:
+            with anyio.fail_after(self.list_tools_timeout):
+                return await connection.list_tools()
+        except TimeoutError as error:
+            raise UpstreamError(
+                f"tools/list did not complete within {self.list_tools_timeout:g} s "
+                "(the server may have sent a response the MCP client cannot parse)",
+                server=connection.name,
+            ) from error
 
     def _policies(self) -> dict[str, ServerPolicy]:
         policies: dict[str, ServerPolicy] = {}
