@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import isobind
 from isobind import ServerSummary, Toolbox, load_config
 from isobind._search import (
     DISCOVERY_DECLARATION,
@@ -284,6 +285,11 @@ def test_discovery_declaration_compiles(tmp_path: Path) -> None:
   const declaration: string = await isobind.describeTools(["time.get_current_time"]);"""
     )
     assert_compiles(tmp_path, source)
+
+
+def test_discovery_declaration_exported() -> None:
+    assert isobind.DISCOVERY_DECLARATION is DISCOVERY_DECLARATION
+    assert "DISCOVERY_DECLARATION" in isobind.__all__
 
 
 def test_bootstrap_uses_discovery_server() -> None:
