@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import isobind
 from isobind import ServerSummary, Toolbox, load_config
 from isobind._search import (
     DISCOVERY_DECLARATION,
@@ -38,10 +40,11 @@ from .support import (
     tool_specs,
 )
 
-QUERIES = json.loads((TESTS / "data" / "search_queries.json").read_text())["queries"]
+LABELLED = json.loads((TESTS / "data" / "search_queries.json").read_text())
 
-# recall@3 on the labelled queries was 37/40 = 0.925 when this floor was set.
-RECALL_AT_3_FLOOR = 0.85
+# recall@3 when these floors were set: 63/66 on the queries seen while building
+# the search, 16/20 on the held-out ones.
+RECALL_AT_3_FLOORS = {"queries": 0.9, "held_out": 0.75}
 
 
 def corpus_catalog() -> ToolCatalog:
@@ -100,6 +103,26 @@ def test_rare_word_outweighs_common() -> None:
     assert index.search("list branches", 3)[0] == 1
 
 
+def test_prefix_matches_unknown_word() -> None:
+    index = SearchIndex([{"name": "list_files"}, {"name": "list_repositories"}])
+    assert index.search("repos", 2) == [1]
+
+
+def test_short_word_never_prefix_matches() -> None:
+    index = SearchIndex([{"name": "list_repositories"}])
+    assert index.search("re", 2) == []
+
+
+def test_related_word_matches() -> None:
+    index = SearchIndex([{"name": "edit_file"}, {"name": "create_directory"}])
+    assert index.search("folder", 2) == [1]
+
+
+def test_exact_word_outranks_related() -> None:
+    index = SearchIndex([{"name": "delete_entity"}, {"name": "remove_entity"}])
+    assert index.search("remove", 2) == [1, 0]
+
+
 def test_unmatched_query_returns_nothing() -> None:
     index = SearchIndex([{"name": "get_time", "description": "Returns the time"}])
     assert index.search("zebra", 5) == []
@@ -109,22 +132,25 @@ def test_empty_index_searches() -> None:
     assert SearchIndex([]).search("time", 5) == []
 
 
-def test_recall_at_3(catalog: ToolCatalog) -> None:
+@pytest.mark.parametrize("query_set", sorted(RECALL_AT_3_FLOORS))
+def test_recall_at_3(catalog: ToolCatalog, query_set: str) -> None:
+    cases = LABELLED[query_set]
     misses = []
-    for case in QUERIES:
+    for case in cases:
         found = [f"{server}.{tool}" for server, tool in catalog.search(case["query"], 3)]
         if case["expected"] not in found:
             misses.append(f"{case['query']!r}: expected {case['expected']}, got {found}")
 
-    recall = 1 - len(misses) / len(QUERIES)
-    print(f"recall@3 = {len(QUERIES) - len(misses)}/{len(QUERIES)} = {recall:.3f}")
-    assert recall >= RECALL_AT_3_FLOOR, "\n".join(misses)
+    recall = 1 - len(misses) / len(cases)
+    print(f"{query_set}: recall@3 = {len(cases) - len(misses)}/{len(cases)} = {recall:.3f}")
+    assert recall >= RECALL_AT_3_FLOORS[query_set], "\n".join(misses)
 
 
-def test_query_set_names_real_tools(catalog: ToolCatalog) -> None:
-    for case in QUERIES:
-        server, tool = case["expected"].split(".")
-        assert catalog.describe_tools([case["expected"]]).count(f"function {tool}(") == 1, server
+@pytest.mark.parametrize("query_set", sorted(RECALL_AT_3_FLOORS))
+def test_query_set_names_real_tools(catalog: ToolCatalog, query_set: str) -> None:
+    for case in LABELLED[query_set]:
+        tool = case["expected"].split(".")[1]
+        assert catalog.describe_tools([case["expected"]]).count(f"function {tool}(") == 1
 
 
 # Text for the model
@@ -196,6 +222,13 @@ def test_describe_accepts_both_forms(catalog: ToolCatalog) -> None:
     assert "convert_time" not in short
 
 
+def test_describe_accepts_original_name() -> None:
+    specs = [ToolSpec(server="my-server", name="get-forecast")]
+    catalog = ToolCatalog(dict(render_api(specs).bindings), [])
+    assert "function get_forecast(" in catalog.describe_tools(["my-server.get-forecast"])
+    assert "function get_forecast(" in catalog.describe_tools(["my_server.get_forecast"])
+
+
 def test_describe_groups_by_server(catalog: ToolCatalog) -> None:
     text = catalog.describe_tools(["time.convert_time", "git.git_log", "time.get_current_time"])
     assert text.count("declare namespace tools.time {") == 1
@@ -252,6 +285,11 @@ def test_discovery_declaration_compiles(tmp_path: Path) -> None:
   const declaration: string = await isobind.describeTools(["time.get_current_time"]);"""
     )
     assert_compiles(tmp_path, source)
+
+
+def test_discovery_declaration_exported() -> None:
+    assert isobind.DISCOVERY_DECLARATION is DISCOVERY_DECLARATION
+    assert "DISCOVERY_DECLARATION" in isobind.__all__
 
 
 def test_bootstrap_uses_discovery_server() -> None:
@@ -405,3 +443,36 @@ def test_describe_keeps_declaration_order() -> None:
     catalog = ToolCatalog(dict(render_api(specs).bindings), [])
     text = catalog.describe_tools(["s.a_tool", "s.b_tool"])
     assert text.index("function b_tool(") < text.index("function a_tool(")
+
+
+# Command line
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "isobind", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def time_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    server = {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]}
+    return write_config(tmp_path_factory.mktemp("cli"), {"mcpServers": {"time": {**server}}})
+
+
+def test_cli_search_prints_names(time_config: Path) -> None:
+    result = run_cli(
+        "search", "convert between timezones", "-c", str(time_config), "--detail", "names"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "tools.time.convert_time"
+
+
+def test_cli_search_rejects_bad_detail(time_config: Path) -> None:
+    result = run_cli("search", "time", "-c", str(time_config), "--detail", "everything")
+    assert result.returncode == 2
+    assert "--detail must be one of names, summaries, declarations" in result.stderr

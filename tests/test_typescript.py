@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,16 @@ from hypothesis import strategies as st
 from isobind._errors import ApiError
 from isobind._naming import is_identifier, is_identifier_name, to_identifier, to_type_name
 from isobind._tools import ToolAnnotations, ToolSpec
-from isobind._typescript import MAX_DEPTH, render_api, render_schema
+from isobind._typescript import MAX_DEPTH, render_api, render_schema, type_fallbacks
 
-from .support import assert_compiles, compile_typescript, in_async_function, needs_tsc, tool_specs
+from .support import (
+    assert_compiles,
+    compile_typescript,
+    corpus_servers,
+    in_async_function,
+    needs_tsc,
+    tool_specs,
+)
 
 # One call per captured server, using the declared input and output types.
 USAGE = {
@@ -44,6 +52,15 @@ USAGE = {
   const text: string = file.content;
   const edits = [{ oldText: "a", newText: "b" }];
   await tools.filesystem.edit_file({ path: "/tmp/a.txt", edits });""",
+    "github": """
+  const found: unknown = await tools.github.search_repositories({ query: "isobind", perPage: 5 });
+  await tools.github.push_files({
+    owner: "o", repo: "r", branch: "main", message: "m",
+    files: [{ path: "a", content: "b" }] });""",
+    "sequential-thinking": """
+  const step = await tools.sequential_thinking.sequentialthinking({
+    thought: "t", nextThoughtNeeded: true, thoughtNumber: 1, totalThoughts: 2 });
+  const history: number = step.thoughtHistoryLength;""",
     "memory": """
   await tools.memory.create_entities({
     entities: [{ name: "Ada", entityType: "person", observations: ["wrote code"] }] });
@@ -160,7 +177,7 @@ def test_sanitised_names_compile(tmp_path: Path) -> None:
 
 SCHEMA_CASES = [
     ({"type": "string"}, "type T = string;"),
-    ({"type": "integer"}, "type T = number;"),
+    ({"type": "integer"}, "/** @integer */\ntype T = number;"),
     ({"type": ["string", "null"]}, "type T = string | null;"),
     ({"type": ["number", "integer"]}, "type T = number;"),
     ({}, "type T = unknown;"),
@@ -275,7 +292,8 @@ SCHEMA_CASES = [
                 }
             }
         },
-        "interface T {\n  /** Count. @default 3 @minimum 1 @exclusiveMaximum 10 */ n?: number;\n}",
+        "interface T {\n"
+        "  /** Count. @default 3 @integer @minimum 1 @exclusiveMaximum 10 */ n?: number;\n}",
     ),
     (
         {
@@ -296,7 +314,7 @@ SCHEMA_CASES = [
     ),
     (
         {"properties": {"a": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}}},
-        "interface T {\n  /** @minimum 0 */ a?: number | null;\n}",
+        "interface T {\n  /** @integer @minimum 0 */ a?: number | null;\n}",
     ),
     (
         {"properties": {"d": {"default": {"é": [1, None]}, "examples": ["*/"], "format": "x"}}},
@@ -315,6 +333,25 @@ SCHEMA_CASES = [
         {"properties": {"d": {"description": "First.\n\n    Second, */ closed?"}}},
         "interface T {\n  /**\n   * First.\n   * Second, *\\/ closed?\n   */\n  d?: unknown;\n}",
     ),
+    (
+        {
+            "type": "object",
+            "properties": {"kind": {"type": "string"}},
+            "if": {"properties": {"kind": {"const": "file"}}, "required": ["kind"]},
+            "then": {"properties": {"path": {"type": "string"}}, "required": ["path"]},
+            "else": {"properties": {"url": {"type": "string"}}, "required": ["url"]},
+        },
+        'type T = { kind?: string } & ({ kind: "file" } & { path: string } | { url: string });',
+    ),
+    (
+        {"if": {"type": "string"}, "then": {"minLength": 1}},
+        "type T = unknown;",
+    ),
+    (
+        {"properties": {"n": {"type": "string", "not": {"const": ""}}}},
+        'interface T {\n  /** @not {"const":""} */ n?: string;\n}',
+    ),
+    ({"type": ["integer", "null"]}, "/** @integer */\ntype T = number | null;"),
 ]
 
 
@@ -366,6 +403,10 @@ SCHEMA_CASES = [
         "enum descriptions",
         "titles",
         "comment end escaped",
+        "if then else",
+        "if then without type",
+        "not",
+        "integer or null",
     ],
 )
 def test_render_schema(schema: Any, expected: str) -> None:
@@ -373,25 +414,42 @@ def test_render_schema(schema: Any, expected: str) -> None:
 
 
 @needs_tsc
-@pytest.mark.parametrize(
-    ("schema", "expected"),
-    SCHEMA_CASES,
-    ids=[f"case {index}" for index in range(len(SCHEMA_CASES))],
-)
-def test_render_schema_compiles(tmp_path: Path, schema: Any, expected: str) -> None:
-    assert_compiles(tmp_path, render_schema(schema, name="T") + "\n")
+def test_render_schema_compiles(tmp_path: Path) -> None:
+    # One namespace per case, so that one compiler run checks them all.
+    source = "".join(
+        f"namespace case{index} {{\n{render_schema(schema, name='T')}\n}}\n"
+        for index, (schema, _) in enumerate(SCHEMA_CASES)
+    )
+    assert_compiles(tmp_path, source)
+
+
+@needs_tsc
+def test_conditional_accepts_both_branches(tmp_path: Path) -> None:
+    schema, _ = SCHEMA_CASES[-4]
+    source = render_schema(schema, name="T") + (
+        '\nconst file: T = { kind: "file", path: "/a" };\n'
+        'const link: T = { kind: "link", url: "https://example.com" };\n'
+        "// @ts-expect-error: a file needs a path or a url\n"
+        'const neither: T = { kind: "file" };\n'
+    )
+    assert_compiles(tmp_path, source)
 
 
 # Whole APIs
 
 
-@pytest.mark.parametrize("server", sorted(USAGE), ids=sorted(USAGE))
+def test_corpus_has_usage_servers() -> None:
+    assert set(USAGE) <= set(corpus_servers())
+
+
+@pytest.mark.parametrize("server", corpus_servers(), ids=corpus_servers())
 def test_real_tool_list_renders(server: str) -> None:
     specs = tool_specs(server)
     api = render_api(specs)
+    server_id = to_identifier(server)
     assert len(api.bindings) == len(specs)
-    assert api.servers == {server: server}
-    assert f"declare namespace tools.{server} {{" in api.declaration
+    assert api.servers == {server_id: server}
+    assert f"declare namespace tools.{server_id} {{" in api.declaration
 
 
 @needs_tsc
@@ -403,7 +461,7 @@ def test_real_tool_list_compiles(tmp_path: Path, server: str) -> None:
 
 @needs_tsc
 def test_all_servers_compile_together(tmp_path: Path) -> None:
-    specs = [spec for server in sorted(USAGE) for spec in tool_specs(server)]
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
     api = render_api(specs)
     assert_compiles(tmp_path, api.declaration + in_async_function("".join(USAGE.values())))
 
@@ -507,17 +565,17 @@ EDGE_SCHEMAS = {
 
 
 @needs_tsc
-@pytest.mark.parametrize("schema", EDGE_SCHEMAS.values(), ids=EDGE_SCHEMAS.keys())
-def test_edge_schema_compiles(tmp_path: Path, schema: Any) -> None:
-    api = render_api(
-        [
-            tool("in", schema, description="*/ declare const hidden: 1; /*"),
-            tool("out", {"type": "object"}, output_schema=schema),
-        ]
-    )
+def test_edge_schemas_compile(tmp_path: Path) -> None:
+    # A server (so a namespace) per schema, so that one compiler run checks them all.
+    tools = []
+    for index, schema in enumerate(EDGE_SCHEMAS.values()):
+        server = f"case{index}"
+        description = "*/ declare const hidden: 1; /*"
+        tools.append(tool("in", schema, server=server, description=description))
+        tools.append(tool("out", {"type": "object"}, server=server, output_schema=schema))
     # An injected declaration would clash with these and fail to compile.
     clashes = "declare const hidden: string, leaked: string, y: string, z: string;\n"
-    assert_compiles(tmp_path, api.declaration + clashes)
+    assert_compiles(tmp_path, render_api(tools).declaration + clashes)
 
 
 @needs_tsc
@@ -573,13 +631,37 @@ WRONG_CALLS = {
 }
 
 
+@pytest.fixture(scope="module")
+def wrong_call_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """Compile every wrong call in one run and return the error codes reported for each."""
+    servers = sorted({server for server, _, _ in WRONG_CALLS.values()})
+    source = render_api([spec for server in servers for spec in tool_specs(server)]).declaration
+    lines = {}
+    for number, (name, (_, call, _)) in enumerate(WRONG_CALLS.items()):
+        source += f"async function case{number}(): Promise<void> {{\n"
+        lines[source.count("\n") + 1] = name
+        source += f"  {call}\n}}\n"
+
+    result = compile_typescript(tmp_path_factory.mktemp("wrong"), source)
+    errors: dict[str, list[str]] = {name: [] for name in WRONG_CALLS}
+    for match in re.finditer(r"check\.ts\((\d+),\d+\): error (TS\d+)", result.stdout):
+        name = lines.get(int(match.group(1)), "elsewhere")
+        errors.setdefault(name, []).append(match.group(2))
+    return errors
+
+
+@needs_tsc
+def test_wrong_calls_only_errors(wrong_call_errors: dict[str, list[str]]) -> None:
+    assert "elsewhere" not in wrong_call_errors
+
+
 @needs_tsc
 @pytest.mark.parametrize(("server", "call", "code"), WRONG_CALLS.values(), ids=WRONG_CALLS.keys())
-def test_wrong_call_rejected(tmp_path: Path, server: str, call: str, code: str) -> None:
-    api = render_api(tool_specs(server))
-    result = compile_typescript(tmp_path, api.declaration + in_async_function("\n  " + call))
-    assert result.returncode != 0, "tsc accepted the wrong call"
-    assert code in result.stdout, result.stdout
+def test_wrong_call_rejected(
+    wrong_call_errors: dict[str, list[str]], server: str, call: str, code: str
+) -> None:
+    name = next(name for name, case in WRONG_CALLS.items() if case == (server, call, code))
+    assert code in wrong_call_errors[name], f"tsc reported {wrong_call_errors[name]} for {call}"
 
 
 # API structure
@@ -871,3 +953,52 @@ def test_arbitrary_schema_never_raises(schema: Any) -> None:
     finally:
         logging.getLogger("isobind._typescript").disabled = False
     assert "function t(" in api.declaration
+
+
+# Precision
+
+
+def test_corpus_has_no_fallbacks() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    assert type_fallbacks(specs) == ()
+
+
+def test_corpus_declares_no_any() -> None:
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    code = re.sub(r"/\*.*?\*/", "", render_api(specs).declaration, flags=re.DOTALL)
+    assert re.search(r"\bany\b", code) is None
+
+
+FALLBACK_CASES = {
+    "empty schema": ({"properties": {"a": {}}}, 0),
+    "true schema": ({"properties": {"a": True}}, 0),
+    "free-form map": ({"properties": {"a": {"type": "object"}}}, 0),
+    "array without items": ({"properties": {"a": {"type": "array"}}}, 0),
+    "any of with anything": ({"properties": {"a": {"anyOf": [{"type": "string"}, {}]}}}, 0),
+    "remote ref": ({"properties": {"a": {"$ref": "https://example.com/s.json"}}}, 1),
+    "missing ref": ({"properties": {"a": {"$ref": "#/$defs/nothing"}}}, 1),
+    "unknown type name": ({"properties": {"a": {"type": "decimal"}}}, 1),
+    "schema not an object": ({"properties": {"a": 5, "b": "x"}}, 2),
+    "properties not an object": ({"properties": []}, 1),
+    "index too wide": (
+        {
+            "properties": {f"p{n}": {"enum": [f"value number {n}"]} for n in range(8)},
+            "additionalProperties": {"type": "boolean"},
+        },
+        1,
+    ),
+    "too deep": ({"properties": {"a": nested_arrays(MAX_DEPTH + 5)}}, 1),
+}
+
+
+@pytest.mark.parametrize(("schema", "expected"), FALLBACK_CASES.values(), ids=FALLBACK_CASES.keys())
+def test_fallbacks_counted(schema: Any, expected: int) -> None:
+    fallbacks = type_fallbacks([tool("t", schema)])
+    assert len(fallbacks) == expected, fallbacks
+
+
+def test_fallback_names_tool_and_place() -> None:
+    schema = {"properties": {"a": {"$ref": "https://example.com/s.json"}}}
+    (fallback,) = type_fallbacks([tool("fetch-it", schema, server="web")])
+    assert fallback.startswith("MCP server 'web', tool 'fetch-it', input schema: ")
+    assert "#/properties/a/$ref" in fallback

@@ -19,6 +19,7 @@ from ._config import load_config
 from ._errors import ApiError, ConfigError, UpstreamError
 from ._result import ExecutionResult
 from ._sandbox import Limits
+from ._search import DETAILS
 from ._server import ServeOptions, serve
 from ._toolbox import Toolbox
 
@@ -175,6 +176,37 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
     except (ConfigError, ApiError, UpstreamError) as error:
         raise _fail_setup(error) from error
     print(declaration)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="Words to look for, such as 'current time'.")],
+    config: ConfigOption,
+    detail: Annotated[
+        str,
+        typer.Option(help="What to print per tool: names, summaries or declarations."),
+    ] = "summaries",
+    limit: Annotated[int, typer.Option(help="How many tools to print, best first.")] = 10,
+    verbose: VerboseOption = False,
+) -> None:
+    """Print the callable tools that best match QUERY, as a model would see them."""
+    _setup_logging(verbose)
+    if detail not in DETAILS:
+        raise _fail_setup(ValueError(f"--detail must be one of {', '.join(DETAILS)}"))
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    async def search() -> str:
+        async with Toolbox(loaded) as toolbox:
+            return toolbox.search_tools(query, detail=detail, limit=limit)
+
+    try:
+        text = asyncio.run(search())
+    except (ConfigError, ApiError, UpstreamError, ValueError) as error:
+        raise _fail_setup(error) from error
+    print(text, end="")
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+import anyio
 import anyio.to_thread
 
 from ._audit import AuditLog
@@ -50,6 +51,9 @@ class Toolbox:
     listed again and the API is rebuilt. Executions already running keep the
     API they started with.
     """
+
+    list_tools_timeout: float = 60.0
+    """Seconds one server may take to return its whole tool list in `open()`."""
 
     def __init__(
         self,
@@ -154,7 +158,8 @@ class Toolbox:
         policies = self._policies()
         api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
-        self._declaration = render_api(allowed).declaration
+        # The problems of these schemas were logged by the first rendering.
+        self._declaration = render_api(allowed, log_problems=False).declaration
         self._registry = ToolRegistry(api, sources, policies, self.redactor)
         self._catalog = _build_catalog(api, policies, sources)
         self.api_version += 1
@@ -165,11 +170,24 @@ class Toolbox:
             len(allowed),
         )
 
+    async def _list_tools(self, connection: McpConnection) -> list[ToolSpec]:
+        # The MCP client drops a response it cannot parse (JSON nested about 240
+        # levels deep, with mcp 2.3) and then waits for it forever.
+        try:
+            with anyio.fail_after(self.list_tools_timeout):
+                return await connection.list_tools()
+        except TimeoutError as error:
+            raise UpstreamError(
+                f"tools/list did not complete within {self.list_tools_timeout:g} s "
+                "(the server may have sent a response the MCP client cannot parse)",
+                server=connection.name,
+            ) from error
+
     async def _list_server_tools(
         self, connection: McpConnection, keep_unreachable: bool
     ) -> list[ToolSpec]:
         try:
-            return await connection.list_tools()
+            return await self._list_tools(connection)
         except UpstreamError as error:
             if not keep_unreachable:
                 raise
@@ -233,8 +251,8 @@ class Toolbox:
     def list_servers(self) -> list[ServerSummary]:
         """List the servers that have callable tools, in config order.
 
-        This is the first thing to show a model when the whole declaration is
-        too long for its prompt; `search_tools` and `describe_tools` go on from here.
+        Show this to a model when the whole declaration is too long for its
+        prompt. It then goes on with `search_tools` and `describe_tools`.
         """
         self._require_open()
         assert self._catalog is not None
@@ -434,7 +452,7 @@ def _build_catalog(
 def _server_info(source: ToolSource) -> tuple[str | None, str | None]:
     """Return the title and description a server sent in its `initialize` result.
 
-    Without a description, the first line of its `instructions` stands in.
+    Without a description, the first line of its `instructions` is used instead.
     """
     if not isinstance(source, McpConnection) or source._session is None:
         return None, None

@@ -44,7 +44,7 @@ from ._errors import ApiError
 from ._naming import is_identifier_name, to_identifier, to_type_name
 from ._tools import ToolAnnotations, ToolSpec
 
-__all__ = ["Api", "render_api", "render_schema"]
+__all__ = ["Api", "render_api", "render_schema", "type_fallbacks"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ logger = logging.getLogger(__name__)
 MAX_DEPTH = 40
 MAX_NODES = 20_000
 MAX_CHARS = 400_000
+
+# Descriptions and titles longer than this are cut, with a note saying how much
+# was left out. The longest description in tests/data/tool_lists/ has 2,781
+# characters.
+MAX_DESCRIPTION_CHARS = 8_000
 
 # JSDoc values (defaults, patterns, examples) and logged paths longer than this
 # are cut. Types are never cut.
@@ -100,6 +105,13 @@ class Api:
     """The original tool behind each (server identifier, tool identifier) pair."""
     servers: Mapping[str, str]
     """The configured server name behind each server identifier."""
+    fallbacks: tuple[str, ...] = ()
+    """Each place typed `unknown` although its schema gave a type, with the tool and the reason.
+
+    A malformed or unresolvable part of a schema, a schema past a size limit and
+    an index signature too wide to spell out all end up here. `unknown` for a
+    schema that allows anything (`{}`, `true`, a free-form map) does not.
+    """
 
 
 # Operator precedence of a rendered type, so that `(a | b)[]` gets its brackets.
@@ -159,8 +171,9 @@ def render_api(
 
     blocks = [_HEADER]
     bindings: dict[tuple[str, str], ToolSpec] = {}
+    fallbacks: list[str] = []
     for server_id, server_name in servers.items():
-        scope = _TypeScope(indent=_INDENT, log_problems=log_problems)
+        scope = _TypeScope(indent=_INDENT, log_problems=log_problems, fallbacks=fallbacks)
         lines = _namespace_doc(server_id, server_name, descriptions.get(server_name))
         lines.append(f"declare namespace tools.{server_id} {{")
         for tool_id, spec in tools_by_server[server_id].items():
@@ -176,7 +189,17 @@ def render_api(
         declaration="\n".join(blocks) + "\n",
         bindings=MappingProxyType(bindings),
         servers=MappingProxyType(servers),
+        fallbacks=tuple(fallbacks),
     )
+
+
+def type_fallbacks(tools: Sequence[ToolSpec]) -> tuple[str, ...]:
+    """Return each place in the API of `tools` typed `unknown` although its schema gave a type.
+
+    Each entry names the server, the tool, the schema and the JSON Pointer of
+    the place, and gives the reason. The rendering behind it logs nothing.
+    """
+    return render_api(tools, log_problems=False).fallbacks
 
 
 def render_schema(schema: dict[str, Any] | bool, *, name: str = "Schema") -> str:
@@ -243,6 +266,14 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
     """Render the types and the function declaration of one tool."""
     lines: list[str] = []
     context = f"MCP server {spec.server!r}, tool {spec.name!r}"
+    description_chars = len(spec.description or "")
+    if description_chars > MAX_DESCRIPTION_CHARS and scope.log_problems:
+        logger.warning(
+            "%s: description of %d characters cut to %d",
+            context,
+            description_chars,
+            MAX_DESCRIPTION_CHARS,
+        )
     type_base = to_type_name(tool_id)
 
     input_type, input_optional = _render_root(
@@ -306,11 +337,13 @@ def _render_document(
         root = renderer.render_root()
     except (_LimitExceeded, RecursionError) as error:
         scope.restore(snapshot)
-        if not scope.log_problems:
-            return None
         reason = _log_text(str(error)) if isinstance(error, _LimitExceeded) else "too deeply nested"
-        logger.warning("%s: typed as unknown because it is %s", context, reason)
+        scope.fallbacks.append(f"{context}: whole schema, {reason}")
+        if scope.log_problems:
+            logger.warning("%s: typed as unknown because it is %s", context, reason)
         return None
+
+    scope.fallbacks.extend(f"{context}: {_log_text(place)}" for place in renderer.fallbacks)
 
     if renderer.problems and scope.log_problems:
         shown = "; ".join(
@@ -333,9 +366,12 @@ class _TypeScope:
     # `Promise` is used in every signature, so no local type may shadow it.
     _RESERVED = frozenset({"Promise"})
 
-    def __init__(self, *, indent: str, log_problems: bool = True) -> None:
+    def __init__(
+        self, *, indent: str, log_problems: bool = True, fallbacks: list[str] | None = None
+    ) -> None:
         self.indent = indent
         self.log_problems = log_problems
+        self.fallbacks = fallbacks if fallbacks is not None else []
         self.names: set[str] = set(self._RESERVED)
         self.by_key: dict[tuple[str, str, str], str] = {}
 
@@ -382,6 +418,9 @@ class _Renderer:
         self.root = root
         self.root_name = root_name
         self.problems: list[str] = []
+        # Places typed `unknown` although the schema gave a type: every problem,
+        # and index signatures too wide to spell out.
+        self.fallbacks: list[str] = []
         self.declarations: list[str] = []
         self.root_referenced = False
         self._nodes = 0
@@ -419,6 +458,7 @@ class _Renderer:
 
     def _problem(self, path: str, message: str) -> _Type:
         self.problems.append(f"{_clip_path(path)}: {message}")
+        self.fallbacks.append(self.problems[-1])
         return _UNKNOWN
 
     # Schemas
@@ -452,10 +492,35 @@ class _Renderer:
         if "allOf" in schema:
             parts.extend(self._subschemas(schema, "allOf", path, depth, deferred, indent))
 
+        if "if" in schema and ("then" in schema or "else" in schema):
+            parts.append(self._conditional(schema, path, depth, deferred, indent))
+
         result = _intersection(parts)
         if schema.get("nullable") is True:
             result = _union([result, _NULL])
         return result
+
+    def _conditional(
+        self, schema: dict[str, Any], path: str, depth: int, deferred: bool, indent: str
+    ) -> _Type:
+        """Render `if`/`then`/`else` as `(If & Then) | Else`.
+
+        TypeScript cannot express "does not match If", so the `else` branch admits
+        some values the schema rejects, but every valid value type-checks. A
+        missing `then` or `else` allows anything.
+        """
+        branches: dict[str, _Type] = {}
+        for keyword in ("if", "then", "else"):
+            if keyword in schema:
+                branches[keyword] = self._render(
+                    schema[keyword],
+                    f"{path}/{keyword}",
+                    depth=depth + 1,
+                    deferred=deferred,
+                    indent=indent,
+                )
+        matched = _intersection([branches["if"], branches.get("then", _UNKNOWN)])
+        return _union([matched, branches.get("else", _UNKNOWN)])
 
     def _subschemas(
         self,
@@ -567,6 +632,9 @@ class _Renderer:
                 value = _union([value, *property_types, *optional])
                 if len(value.text) > _MAX_INDEX_UNION_CHARS or "\n" in value.text:
                     value = _UNKNOWN
+                    self.fallbacks.append(
+                        f"{_clip_path(path)}: index signature too wide to spell out"
+                    )
             members.append((doc, f"[key: string]: {value.text}"))
 
         return _Type(_object_literal(members, indent), kind=_Kind.OBJECT)
@@ -712,6 +780,7 @@ class _Renderer:
         if not reference.startswith("#/") and reference != "#":
             # Remote references and `$anchor` names would need other documents or an index.
             self.problems.append(f"{_clip_path(path)}: cannot resolve {_clip(reference)!r}")
+            self.fallbacks.append(self.problems[-1])
             return _Type(
                 f"unknown /* $ref {_comment_text(_clip(reference))} */", kind=_Kind.UNKNOWN
             )
@@ -1016,11 +1085,20 @@ def _comment_char(char: str) -> str:
 
 
 def _clean_text(text: Any) -> str | None:
-    """Return a description without indentation, blank lines or trailing spaces, or None."""
+    """Return a description without indentation, blank lines or trailing spaces, or None.
+
+    Text past `MAX_DESCRIPTION_CHARS` is cut first, so that a megabyte of
+    description costs no more to clean than the limit.
+    """
     if not isinstance(text, str):
         return None
+    cut = len(text) - MAX_DESCRIPTION_CHARS
+    if cut > 0:
+        text = text[:MAX_DESCRIPTION_CHARS]
     lines = [line.rstrip() for line in inspect.cleandoc(_comment_text(text)).split("\n")]
     cleaned = "\n".join(line for line in lines if line.strip())
+    if cut > 0:
+        cleaned += f" [{cut} more characters cut]"
     return cleaned or None
 
 
@@ -1060,6 +1138,11 @@ def _hint_tags(schema: dict[str, Any]) -> list[str]:
     if "default" in schema:
         tags.append(f"@default {_json_hint(schema['default'])}")
 
+    # TypeScript has one number type, so only the comment can state "whole numbers".
+    types = _declared_types(schema) or []
+    if "integer" in types and "number" not in types:
+        tags.append("@integer")
+
     for keyword in _NUMBER_HINTS:
         value = schema.get(keyword)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -1074,6 +1157,10 @@ def _hint_tags(schema: dict[str, Any]) -> list[str]:
         value = schema.get(keyword)
         if isinstance(value, str):
             tags.append(f"@{keyword} {_comment_text(_clip(value))}")
+
+    # A type cannot exclude what `not` excludes, so the comment states it.
+    if "not" in schema:
+        tags.append(f"@not {_json_hint(schema['not'])}")
 
     examples = schema.get("examples")
     if isinstance(examples, list) and examples:
