@@ -153,6 +153,11 @@ class McpConnection:
         self._stderr: _StderrRelay | None = None
         self._closed = False
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session with the server is up; false while it restarts."""
+        return self._session is not None
+
     async def open(self) -> None:
         """Start or connect to the server and complete the MCP handshake."""
         if self._closed:
