@@ -6,7 +6,7 @@ Run from the repository root (after `pip install -e .`):
 
 One "run" is the work of three upstream tool calls: two forecasts and the
 city list of the example forecast server, served over streamable HTTP by
-bench/forecast_http.py. Through isobind, a client sends one `run_code`
+examples/servers/forecast_http.py. Through isobind, a client sends one `run_code`
 request whose code makes the three calls in sequence (mode "isobind"), or
 at once with `Promise.all` (mode "parallel"). `isobind serve` runs over
 streamable HTTP and shares one upstream session among all clients.
@@ -39,7 +39,7 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-BENCH = Path(__file__).resolve().parent
+FORECAST_HTTP = Path(__file__).resolve().parent.parent / "examples" / "servers" / "forecast_http.py"
 
 RUN_CODE = """\
 const oslo = await tools.forecast.get_forecast({city: "Oslo", days: 2});
@@ -158,7 +158,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def measure(levels: list[int], runs: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        upstream_command = [sys.executable, str(BENCH / "forecast_http.py")]
+        upstream_command = [sys.executable, str(FORECAST_HTTP)]
         with server_process(upstream_command, "listening on ") as upstream_url:
             config = Path(directory) / "isobind.json"
             config.write_text(

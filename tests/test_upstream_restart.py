@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from isobind import Toolbox, _upstream, load_config
 
-from .conftest import write_config
+from .conftest import EXAMPLES, write_config
 from .serving import serve_config
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +95,60 @@ async def test_tool_list_change_rebuilds_declaration(toolbox: Toolbox) -> None:
     assert "function fresh_tool(" in toolbox.declaration
     called = await toolbox.execute("return (await tools.control.fresh_tool({})).result;")
     assert called.result == "fresh_tool"
+
+
+class ForecastOverHttp:
+    """examples/servers/forecast_http.py in a subprocess, restartable on the same port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> str:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLES / "servers" / "forecast_http.py"),
+                "--port",
+                str(self.port),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        url = line.removeprefix("listening on ").strip()
+        self.port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        return url
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=20)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.process = None
+
+
+async def test_http_upstream_reconnects(tmp_path: Path) -> None:
+    upstream = ForecastOverHttp()
+    url = upstream.start()
+    config = write_config(tmp_path, {"mcpServers": {"forecast": {"type": "http", "url": url}}})
+    code = "return (await tools.forecast.list_cities({})).result.length;"
+    try:
+        async with Toolbox(load_config(config)) as toolbox:
+            assert (await toolbox.execute(code)).result == 5
+
+            upstream.kill()
+            down = await toolbox.execute(code)
+            assert down.error is not None
+            assert down.error.name == "ToolError"
+
+            rebuilt = api_rebuilt(toolbox)
+            upstream.start()
+            with anyio.fail_after(30):
+                await rebuilt.wait()
+            assert (await toolbox.execute(code)).result == 5
+    finally:
+        upstream.kill()

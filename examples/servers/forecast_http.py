@@ -1,9 +1,9 @@
-"""Serve the example forecast server over streamable HTTP on 127.0.0.1, for bench_serve.py.
+"""Serve the example forecast server over streamable HTTP on 127.0.0.1.
 
 Prints `listening on URL` to stdout once the socket is bound; port 0 picks a
-free port.
+free port. The benchmark and the tests use it as an HTTP upstream server.
 
-    python bench/forecast_http.py [--port N]
+    python examples/servers/forecast_http.py [--port N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import uvicorn
 
-FORECAST = Path(__file__).resolve().parent.parent / "examples" / "servers" / "forecast.py"
+FORECAST = Path(__file__).resolve().parent / "forecast.py"
 
 
 def load_forecast_server() -> object:
@@ -35,6 +35,7 @@ async def serve(port: int) -> None:
     server = load_forecast_server()
     app = server.streamable_http_app(host="127.0.0.1")  # type: ignore[attr-defined]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}/mcp", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
