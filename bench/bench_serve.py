@@ -150,6 +150,30 @@ async def measure_level(url: str, run: Run, clients: int, runs: int) -> tuple[fl
     return runs / elapsed, latencies
 
 
+async def measure_breakdown(isobind_url: str, upstream_url: str, runs: int) -> None:
+    """Print the median latency of single requests, one client, to locate the overhead."""
+    cases: dict[str, tuple[str, str, dict[str, object]]] = {
+        "isobind list_servers": (isobind_url, "list_servers", {}),
+        "isobind run_code `return 1`": (isobind_url, "run_code", {"code": "return 1"}),
+        "isobind run_code, 1 upstream call": (
+            isobind_url,
+            "run_code",
+            {"code": "return await tools.forecast.list_cities({});"},
+        ),
+        "direct list-cities": (upstream_url, "list-cities", {}),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    async with open_session(isobind_url) as isobind, open_session(upstream_url) as direct:
+        sessions = {isobind_url: isobind, upstream_url: direct}
+        for _ in range(runs):
+            for name, (url, tool, arguments) in cases.items():
+                started = time.perf_counter()
+                await sessions[url].call_tool(tool, arguments)
+                samples[name].append((time.perf_counter() - started) * 1000)
+    for name, values in samples.items():
+        print(f"{name:36} {statistics.median(values):8.1f} ms median")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
@@ -183,6 +207,7 @@ async def measure(levels: list[int], runs: int, rounds: int) -> None:
                 "0",
             ]
             with server_process(serve_command, "serving MCP at ") as isobind_url:
+                await measure_breakdown(isobind_url, upstream_url, runs)
                 modes: dict[str, tuple[str, Run]] = {
                     "direct": (upstream_url, run_directly),
                     "isobind": (isobind_url, run_through_isobind),
