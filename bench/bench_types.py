@@ -5,8 +5,9 @@ Run from the repository root (after `pip install -e '.[dev]'`):
     python bench/bench_types.py
 
 Part 1 compares, for each captured tool list in tests/data/tool_lists/, the
-`tools/list` result as compact JSON (how MCP SDKs send it; the stored files
-are indented) with the declaration `render_api` makes of it, in characters.
+`tools/list` result as compact JSON with the declaration `render_api` makes of
+it, in characters. MCP SDKs send compact JSON, while the stored files are
+indented.
 Both carry the same descriptions, so it also compares them without
 description and title text: JSON without those strings against the
 declaration without its JSDoc comments.

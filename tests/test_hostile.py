@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from isobind import Toolbox, load_config
+from isobind import Toolbox, UpstreamError, load_config
 
 from .conftest import write_config
 from .support import TESTS, assert_compiles, in_async_function, needs_tsc
@@ -122,3 +122,18 @@ async def test_hostile_declaration_compiles(
   // @ts-expect-error: injected declarations must not exist
   const leaked: string = stolen;"""
     assert_compiles(tmp_path, toolbox.declaration + in_async_function(usage))
+
+
+async def test_unparsable_tool_list_times_out(tmp_path: Path) -> None:
+    # Nested past what the MCP client parses, the tools/list response is dropped
+    # and never answered; the bounded wait turns that into an error.
+    server = {
+        "command": sys.executable,
+        "args": [str(TESTS / "servers" / "hostile.py")],
+        "env": {"HOSTILE_DEPTH": "150"},
+    }
+    path = write_config(tmp_path, {"mcpServers": {"hostile": server}})
+    toolbox = Toolbox(load_config(path, environ={}))
+    toolbox.list_tools_timeout = 2
+    with pytest.raises(UpstreamError, match="tools/list did not complete within 2 s"):
+        await toolbox.open()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import isobind
 from isobind import ServerSummary, Toolbox, load_config
 from isobind._search import (
     DISCOVERY_DECLARATION,
@@ -285,6 +287,11 @@ def test_discovery_declaration_compiles(tmp_path: Path) -> None:
     assert_compiles(tmp_path, source)
 
 
+def test_discovery_declaration_exported() -> None:
+    assert isobind.DISCOVERY_DECLARATION is DISCOVERY_DECLARATION
+    assert "DISCOVERY_DECLARATION" in isobind.__all__
+
+
 def test_bootstrap_uses_discovery_server() -> None:
     bootstrap = (TESTS.parent / "src" / "isobind" / "_bootstrap.js").read_text()
     assert f'const DISCOVERY_SERVER = "{DISCOVERY_SERVER}";' in bootstrap
@@ -436,3 +443,36 @@ def test_describe_keeps_declaration_order() -> None:
     catalog = ToolCatalog(dict(render_api(specs).bindings), [])
     text = catalog.describe_tools(["s.a_tool", "s.b_tool"])
     assert text.index("function b_tool(") < text.index("function a_tool(")
+
+
+# Command line
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "isobind", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def time_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    server = {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]}
+    return write_config(tmp_path_factory.mktemp("cli"), {"mcpServers": {"time": {**server}}})
+
+
+def test_cli_search_prints_names(time_config: Path) -> None:
+    result = run_cli(
+        "search", "convert between timezones", "-c", str(time_config), "--detail", "names"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "tools.time.convert_time"
+
+
+def test_cli_search_rejects_bad_detail(time_config: Path) -> None:
+    result = run_cli("search", "time", "-c", str(time_config), "--detail", "everything")
+    assert result.returncode == 2
+    assert "--detail must be one of names, summaries, declarations" in result.stderr

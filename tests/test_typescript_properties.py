@@ -3,7 +3,7 @@
 Each generated case is a schema together with a strategy for values that the
 schema accepts, built side by side so that no solver is needed
 (hypothesis-jsonschema 0.23.1 fails with the hypothesis releases this project
-uses). `jsonschema` confirms every value is valid before the compiler sees it.
+uses). `jsonschema` confirms every value is valid before the compiler checks it.
 One example batches many cases into one TypeScript file, so the whole test
 runs the compiler a handful of times.
 
@@ -92,12 +92,18 @@ def object_case(draw: st.DrawFn, children: st.SearchStrategy[Case]) -> Case:
         schema["required"] = required
 
     extra: Case | None = None
-    additional = draw(st.sampled_from(["absent", "false", "schema"]))
+    additional = draw(st.sampled_from(["absent", "false", "schema", "pattern"]))
     if additional == "false":
         schema["additionalProperties"] = False
     elif additional == "schema":
         extra = draw(children)
         schema["additionalProperties"] = extra[0]
+    elif additional == "pattern":
+        # Keys starting with "x_", which no name in KEYS does, so values need only
+        # match the pattern's schema.
+        extra = draw(children)
+        schema["patternProperties"] = {"^x_": extra[0]}
+        schema["additionalProperties"] = False
 
     @st.composite
     def values(draw_value: st.DrawFn) -> dict[str, Any]:
@@ -105,7 +111,10 @@ def object_case(draw: st.DrawFn, children: st.SearchStrategy[Case]) -> Case:
         for key, (_, member_values) in members.items():
             if key in required or draw_value(st.booleans()):
                 value[key] = draw_value(member_values)
-        if extra is not None:
+        if extra is not None and additional == "pattern":
+            pattern_keys = st.text(max_size=3).map(lambda suffix: "x_" + suffix)
+            value.update(draw_value(st.dictionaries(pattern_keys, extra[1], max_size=2)))
+        elif extra is not None:
             extra_keys = st.text(max_size=4).filter(lambda key: key not in members)
             value.update(draw_value(st.dictionaries(extra_keys, extra[1], max_size=2)))
         return value

@@ -25,7 +25,7 @@ from ._pool import SandboxSettings
 from ._providers import AnthropicProvider, OpenAIProvider
 from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import Limits
-from ._search import ServerSummary
+from ._search import DISCOVERY_DECLARATION, ServerSummary
 from ._toolbox import Toolbox
 from ._tools import ToolAnnotations, ToolSpec
 
@@ -52,6 +52,7 @@ Any other name is an error the code itself threw (`TypeError`, `Error`, ...).
 """
 
 __all__ = [
+    "DISCOVERY_DECLARATION",
     "SANDBOX_ERROR_NAMES",
     "Agent",
     "AgentEvents",

@@ -8,11 +8,12 @@ tracebacks, no host paths, and every string is scrubbed of secrets first.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -35,11 +36,13 @@ from ._tools import ToolSpec
 from ._typescript import Api
 from ._upstream import McpConnection
 
-__all__ = ["CallDispatcher", "ToolRegistry"]
+__all__ = ["CallDispatcher", "CallObserver", "ToolRegistry"]
 
 logger = logging.getLogger(__name__)
 
 ToolSource = McpConnection | FunctionTools
+CallObserver = Callable[[CallRecord], Awaitable[None] | None]
+"""Receives the record of each finished call; it may be a coroutine function."""
 
 # Inputs are produced by untrusted code; these bounds keep parsing them cheap.
 MAX_INPUT_CHARS = 8_000_000
@@ -106,7 +109,7 @@ class CallDispatcher:
         registry: ToolRegistry,
         *,
         dry_run: bool = False,
-        on_call: Callable[[CallRecord], None] | None = None,
+        on_call: CallObserver | None = None,
     ):
         self.registry = registry
         self.dry_run = dry_run
@@ -144,6 +147,7 @@ class CallDispatcher:
             error_name = None if reply.ok else reply.error_name
             finish_span(span, ok=reply.ok, error_name=error_name, dry_run=dry_run)
         self._record(tool, arguments, request.input_text, reply, started, dry_run=dry_run)
+        await self._notify(self.records[-1])
         return reply
 
     async def _fetch(
@@ -184,9 +188,19 @@ class CallDispatcher:
             start_ms=(started - self._origin) * 1000,
         )
         self.records.append(record)
-        if self._on_call is not None:
-            self._on_call(record)
+        await self._notify(record)
         return reply
+
+    async def _notify(self, record: CallRecord) -> None:
+        """Pass `record` to the observer, awaiting it when it is a coroutine function."""
+        if self._on_call is None:
+            return
+        try:
+            outcome = self._on_call(record)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            logger.exception("call observer failed for tool %s of %s", record.tool, record.server)
 
     def _parse_input(
         self, tool: ToolSpec, input_text: str
@@ -330,8 +344,6 @@ class CallDispatcher:
             start_ms=(started - self._origin) * 1000,
         )
         self.records.append(record)
-        if self._on_call is not None:
-            self._on_call(record)
 
 
 # Methods that RFC 9110 defines as safe, which a dry run lets through.

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO, cast
 
@@ -29,6 +30,8 @@ from ._providers import AnthropicProvider, OpenAIProvider, Provider
 from ._redact import Redactor
 from ._result import ExecutionResult
 from ._sandbox import Limits
+from ._search import DETAILS
+from ._server import ServeOptions, serve
 from ._toolbox import Toolbox
 
 __all__ = ["app", "main"]
@@ -513,3 +516,109 @@ def doctor_command(verbose: VerboseOption = False) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `isobind` console script."""
     return app(args=argv)
+
+
+class Transport(StrEnum):
+    STDIO = "stdio"
+    HTTP = "http"
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="Words to look for, such as 'current time'.")],
+    config: ConfigOption,
+    detail: Annotated[
+        str,
+        typer.Option(help="What to print per tool: names, summaries or declarations."),
+    ] = "summaries",
+    limit: Annotated[int, typer.Option(help="How many tools to print, best first.")] = 10,
+    verbose: VerboseOption = False,
+) -> None:
+    """Print the callable tools that best match QUERY, as a model would see them."""
+    _setup_logging(verbose)
+    if detail not in DETAILS:
+        raise _fail_setup(ValueError(f"--detail must be one of {', '.join(DETAILS)}"))
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    async def search() -> str:
+        async with Toolbox(loaded) as toolbox:
+            return toolbox.search_tools(query, detail=detail, limit=limit)
+
+    try:
+        text = asyncio.run(search())
+    except (ConfigError, ApiError, UpstreamError, ValueError) as error:
+        raise _fail_setup(error) from error
+    print(text, end="")
+
+
+@app.command("serve")
+def serve_command(
+    config: ConfigOption,
+    transport: Annotated[
+        Transport, typer.Option(help="stdio, or streamable HTTP at http://HOST:PORT/mcp.")
+    ] = Transport.STDIO,
+    host: Annotated[str, typer.Option(help="Address to listen on (HTTP only).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="TCP port to listen on (HTTP only); 0 picks a free port.", min=0)
+    ] = 8000,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            help="Environment variable holding the bearer token HTTP clients must send.",
+        ),
+    ] = None,
+    max_runs: Annotated[
+        int,
+        typer.Option(
+            "--max-runs", help="Runs executing at once over all clients; more wait.", min=1
+        ),
+    ] = 32,
+    audit: Annotated[
+        Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the configured servers' tools to MCP clients as one sandboxed code tool."""
+    _setup_logging(verbose)
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail_setup(error) from error
+
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if not token:
+            raise _fail_setup(
+                ValueError(f"--token-env {token_env}: the variable is not set or is empty")
+            )
+    if transport is Transport.HTTP and token is None and host not in _LOOPBACK_HOSTS:
+        logging.getLogger(__name__).warning(
+            "serving on %s without --token-env: any host that can reach it can run code", host
+        )
+    options = ServeOptions(
+        transport=transport.value, host=host, port=port, token=token, max_runs=max_runs
+    )
+
+    def announce(url: str) -> None:
+        print(f"isobind: serving MCP at {url}", file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        async with Toolbox(loaded, audit=audit) as toolbox:
+            await serve(toolbox, options, on_listening=announce)
+
+    try:
+        asyncio.run(run())
+    except (ConfigError, ApiError, UpstreamError) as error:
+        raise _fail_setup(error) from error
+    except OSError as error:
+        raise _fail_setup(OSError(f"cannot listen on {host}:{port}: {error}")) from error
+    except KeyboardInterrupt:
+        pass

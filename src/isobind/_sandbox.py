@@ -451,7 +451,13 @@ class _Run:
         for task in self.in_flight:
             task.cancel()
         if self.in_flight:
-            await asyncio.gather(*self.in_flight, return_exceptions=True)
+            # The wait is shielded, and uses `asyncio.wait`, which (unlike
+            # `gather`) does not cancel the calls a second time when it is
+            # cancelled itself: a second cancel would interrupt the MCP
+            # client's `notifications/cancelled` to the upstream server. It is
+            # plain asyncio because a locked worker cannot import the lazily
+            # loaded parts of anyio.
+            await asyncio.shield(asyncio.wait(self.in_flight, timeout=_CLOSE_TIMEOUT))
         self.in_flight.clear()
 
 
@@ -493,11 +499,13 @@ async def run_in_isolate(
         isolate.set_memory_limit(limits.memory_mb * _MiB)
         await _run_steps(run, code, api)
     finally:
-        await run.cancel_calls()
-        run.outcome.duration = time.monotonic() - run.started
-        # Closing takes about 0.3 ms of a worker thread; the result does not
-        # wait for it. `wait_closed()` waits for every close still running.
-        _close_in_background(isolate)
+        try:
+            await run.cancel_calls()
+        finally:
+            run.outcome.duration = time.monotonic() - run.started
+            # Closing takes about 0.3 ms of a worker thread; the result does not
+            # wait for it. `wait_closed()` waits for every close still running.
+            _close_in_background(isolate)
     return run.outcome
 
 

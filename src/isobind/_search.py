@@ -7,11 +7,11 @@ serves those three requests for `Toolbox` and for the sandboxed code, which
 reaches it as the global `isobind` (see `DISCOVERY_DECLARATION`) through the
 ordinary host-call bridge under the server name `DISCOVERY_SERVER`.
 
-The ranking is BM25F, the field-weighted form of BM25: each query word's
+The ranking is BM25F, the field-weighted form of BM25. A query word's
 frequency in a tool is the weighted sum of its frequencies in the tool's
-fields (name, title, parameter names, server name, description), each field
-normalised by its own average length, and that sum is saturated and weighted
-by the word's inverse document frequency as in BM25. So a hit in a tool's name
+fields (name, title, parameter names, server name, description), each
+normalised by the field's average length. BM25 then saturates that sum and
+weights it by the word's inverse document frequency. So a hit in a tool's name
 counts more than one in its description, which BM25 over one bag of words per
 tool cannot express. The scorer is written here, a few dozen lines over dicts,
 because `rank-bm25` and `bm25s` index one token list per document and have
@@ -238,14 +238,14 @@ def _stem(word: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ServerSummary:
-    """One server with callable tools, as the model first sees it."""
+    """A server with callable tools, as `list_servers` reports it."""
 
     name: str
     """The server identifier, as in `tools.<name>`."""
     title: str | None
     """The server's human-readable title, if it sent one."""
     description: str | None
-    """What the server is for, if it said."""
+    """The server's description of itself, if it sent one."""
     tool_count: int
     """How many of its tools the policy allows."""
 
@@ -449,7 +449,7 @@ def _one_line(title: str | None, description: str | None) -> str:
 
 
 def discovery_reply(catalog: ToolCatalog, function: str, input_text: str) -> CallReply:
-    """Answer one `isobind.*` call from the sandbox. Bad input becomes a `ToolInputError`."""
+    """Run one `isobind.*` call from the sandbox. Invalid input becomes a `ToolInputError`."""
     label = f"isobind.{function}"
     if len(input_text) > _MAX_REQUEST_CHARS:
         return CallReply.failure("ToolInputError", f"{label}: the request is too long")

@@ -14,22 +14,23 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+import anyio
 import anyio.to_thread
 
 from ._approval import Approver
 from ._audit import AuditLog
-from ._bindings import CallDispatcher, ToolRegistry, ToolSource
+from ._bindings import CallDispatcher, CallObserver, ToolRegistry, ToolSource
 from ._config import Config, HttpServer, load_config
 from ._egress import EGRESS_KEY, EgressGateway
 from ._erase import TypeScriptSyntaxError, erase_types
-from ._errors import ApiError, ClosedError, ConfigError
+from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
 from ._functions import FunctionTools
 from ._log_scrub import scrub_credential_shapes
 from ._oauth import ClientCredentialsAuth
 from ._policy import ServerPolicy, check_tool
 from ._pool import SandboxSettings, WorkerPool
 from ._redact import LiveRedactor
-from ._result import CallRecord, ExecutionError, ExecutionResult, LogEntry
+from ._result import ExecutionError, ExecutionResult, LogEntry
 from ._sandbox import CallReply, CallRequest, Limits, SandboxOutcome, run_in_isolate, wait_closed
 from ._search import DISCOVERY_SERVER, ServerSummary, ToolCatalog, discovery_reply
 from ._telemetry import Telemetry, finish_span
@@ -54,8 +55,14 @@ class Toolbox:
     Upstream sessions open once in `open()` and are reused by every execution;
     each execution gets a fresh V8 isolate that is closed when it ends. The
     isolates run in locked-down worker processes, started on the first
-    execution, unless `sandbox=SandboxSettings(mode="inprocess")`.
+    execution, unless `sandbox=SandboxSettings(mode="inprocess")`. When a
+    server reports that its tool list changed, or is restarted, the tools are
+    listed again and the API is rebuilt. Executions already running keep the
+    API they started with.
     """
+
+    list_tools_timeout: float = 60.0
+    """Seconds one server may take to return its whole tool list in `open()`."""
 
     def __init__(
         self,
@@ -113,6 +120,11 @@ class Toolbox:
         self._declaration = ""
         self._callable_tools: tuple[tuple[str, str], ...] = ()
         self._state = "new"
+        self._refresh_lock = asyncio.Lock()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
+        self._api_listeners: list[Callable[[], None]] = []
+        self.api_version = 0
+        """Incremented each time the API is built or rebuilt."""
 
     @classmethod
     def from_config(
@@ -168,7 +180,9 @@ class Toolbox:
             auth = None
             if isinstance(server, HttpServer) and server.oauth is not None:
                 auth = ClientCredentialsAuth(server.oauth, on_token=self._add_secret)
-            self._connections[name] = McpConnection(server, redactor=self.redactor, auth=auth)
+            self._connections[name] = McpConnection(
+                server, redactor=self.redactor, auth=auth, on_tools_changed=self._tools_changed
+            )
         try:
             async with asyncio.TaskGroup() as group:
                 for connection in self._connections.values():
@@ -181,7 +195,12 @@ class Toolbox:
     def _add_secret(self, secret: str) -> None:
         self.redactor.add([secret])
 
-    async def _build_api(self) -> None:
+    async def _build_api(self, *, keep_unreachable: bool = False) -> None:
+        """List every source's tools and build the API and the tool registry.
+
+        With `keep_unreachable`, a server that cannot be listed keeps the tools
+        of its last listing instead of failing the whole build.
+        """
         sources: dict[str, ToolSource] = dict(self._connections)
         for group in self._functions:
             if group.name in sources:
@@ -194,7 +213,7 @@ class Toolbox:
         tools: list[ToolSpec] = []
         for source in sources.values():
             if isinstance(source, McpConnection):
-                tools.extend(await source.list_tools())
+                tools.extend(await self._list_server_tools(source, keep_unreachable))
             else:
                 tools.extend(source.list_tools())
         policies = self._policies()
@@ -216,12 +235,72 @@ class Toolbox:
             egress=self._egress,
         )
         self._catalog = _build_catalog(api, policies, sources)
+        self.api_version += 1
         logger.info(
             "API ready: %d servers, %d tools, %d callable",
             len(sources),
             len(tools),
             len(allowed),
         )
+
+    async def _list_tools(self, connection: McpConnection) -> list[ToolSpec]:
+        # The MCP client drops a response it cannot parse (JSON nested about 240
+        # levels deep, with mcp 2.3) and then waits for it forever.
+        try:
+            with anyio.fail_after(self.list_tools_timeout):
+                return await connection.list_tools()
+        except TimeoutError as error:
+            raise UpstreamError(
+                f"tools/list did not complete within {self.list_tools_timeout:g} s "
+                "(the server may have sent a response the MCP client cannot parse)",
+                server=connection.name,
+            ) from error
+
+    async def _list_server_tools(
+        self, connection: McpConnection, keep_unreachable: bool
+    ) -> list[ToolSpec]:
+        try:
+            return await self._list_tools(connection)
+        except UpstreamError as error:
+            if not keep_unreachable:
+                raise
+            logger.warning("%s; keeping its %d tools listed before", error, len(connection.tools))
+            return connection.tools
+
+    async def refresh(self) -> None:
+        """List the tools of every server again and rebuild the API.
+
+        A server that cannot be listed keeps its previous tools. If the new
+        tools cannot form one API (`ApiError`), the previous API stays and the
+        error is logged.
+        """
+        self._require_open()
+        async with self._refresh_lock:
+            try:
+                await self._build_api(keep_unreachable=True)
+            except ApiError:
+                logger.exception("tool lists changed but cannot form one API; keeping the old one")
+                return
+        for listener in list(self._api_listeners):
+            listener()
+
+    def add_api_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each rebuild of the API by `refresh()`."""
+        self._api_listeners.append(listener)
+
+    def _tools_changed(self, server: str) -> None:
+        if self._state != "open":
+            return
+        logger.info("rebuilding the API: tools of MCP server %s may have changed", server)
+        task = asyncio.get_running_loop().create_task(self._refresh_logged())
+        self._refresh_tasks.add(task)
+        task.add_done_callback(self._refresh_tasks.discard)
+
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            logger.exception("rebuilding the API failed")
 
     def _policies(self) -> dict[str, ServerPolicy]:
         policies: dict[str, ServerPolicy] = {}
@@ -251,8 +330,8 @@ class Toolbox:
     def list_servers(self) -> list[ServerSummary]:
         """List the servers that have callable tools, in config order.
 
-        This is the first thing to show a model when the whole declaration is
-        too long for its prompt; `search_tools` and `describe_tools` go on from here.
+        Show this to a model when the whole declaration is too long for its
+        prompt. It then goes on with `search_tools` and `describe_tools`.
         """
         self._require_open()
         assert self._catalog is not None
@@ -311,14 +390,16 @@ class Toolbox:
         memory_mb: int | None = None,
         filename: str = "code.ts",
         dry_run: bool = False,
-        on_call: Callable[[CallRecord], None] | None = None,
+        on_call: CallObserver | None = None,
     ) -> ExecutionResult:
         """Run TypeScript or JavaScript `code` as the body of an async function.
 
         The code sees the global `tools`; its return value, console output and
         tool calls come back in the `ExecutionResult`. Errors of the code (and
         limits it hits) are reported in `ExecutionResult.error`, not raised.
-        `on_call` receives the record of each tool call as soon as the call ends.
+        `on_call` receives the record of each tool call as it finishes; it is
+        awaited when it is a coroutine function. Cancelling the task that awaits
+        this stops the run and its tool calls.
 
         With `dry_run`, every tool not annotated read-only is answered with a
         `PermissionDeniedError` instead of running, and `ExecutionResult.would_call`
@@ -351,7 +432,7 @@ class Toolbox:
         filename: str,
         execution_id: str,
         dry_run: bool,
-        on_call: Callable[[CallRecord], None] | None,
+        on_call: CallObserver | None,
     ) -> ExecutionResult:
         started_at = datetime.datetime.now(datetime.UTC)
         dispatcher = CallDispatcher(registry, dry_run=dry_run, on_call=on_call)
@@ -452,6 +533,8 @@ class Toolbox:
         if self._state == "closed":
             return
         self._state = "closed"
+        for task in list(self._refresh_tasks):
+            task.cancel()
         if self._pool is not None:
             await self._pool.aclose()
         await wait_closed()
@@ -523,7 +606,7 @@ def _build_catalog(
 def _server_info(source: ToolSource) -> tuple[str | None, str | None]:
     """Return the title and description a server sent in its `initialize` result.
 
-    Without a description, the first line of its `instructions` stands in.
+    Without a description, the first line of its `instructions` is used instead.
     """
     if not isinstance(source, McpConnection) or source._session is None:
         return None, None

@@ -197,7 +197,7 @@ def type_fallbacks(tools: Sequence[ToolSpec]) -> tuple[str, ...]:
     """Return each place in the API of `tools` typed `unknown` although its schema gave a type.
 
     Each entry names the server, the tool, the schema and the JSON Pointer of
-    the place, and says why. The rendering behind it logs nothing.
+    the place, and gives the reason. The rendering behind it logs nothing.
     """
     return render_api(tools, log_problems=False).fallbacks
 
@@ -505,7 +505,7 @@ class _Renderer:
     ) -> _Type:
         """Render `if`/`then`/`else` as `(If & Then) | Else`.
 
-        TypeScript cannot say "does not match If", so the `else` branch admits
+        TypeScript cannot express "does not match If", so the `else` branch admits
         some values the schema rejects, but every valid value type-checks. A
         missing `then` or `else` allows anything.
         """
@@ -1138,7 +1138,7 @@ def _hint_tags(schema: dict[str, Any]) -> list[str]:
     if "default" in schema:
         tags.append(f"@default {_json_hint(schema['default'])}")
 
-    # TypeScript has one number type, so only the comment can say "whole numbers".
+    # TypeScript has one number type, so only the comment can state "whole numbers".
     types = _declared_types(schema) or []
     if "integer" in types and "number" not in types:
         tags.append("@integer")

@@ -8,6 +8,10 @@ whichever task opens or closes the connection.
 A server's stderr goes through a pipe to this process, where each line is
 scrubbed of secrets and logged at DEBUG; the last lines are kept to explain a
 server that fails to start.
+
+A server that ends its session after the first handshake (its process exits,
+or its stream closes) is started again with exponential backoff. Calls made
+while it is down raise `UpstreamError` at once instead of waiting.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import os
 import shutil
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
 
 from ._config import HttpServer, StdioServer
 from ._errors import ClosedError, UpstreamError
@@ -43,6 +52,16 @@ logger = logging.getLogger(__name__)
 _MAX_TOOL_PAGES = 1000
 _STDERR_TAIL_LINES = 20
 _SHUTDOWN_TIMEOUT = 10.0
+
+# Restart delays after a server's session ends: 0.5 s, doubled per failed
+# attempt, at most 30 s. A session that stayed up for `_STABLE_AFTER` seconds
+# resets the delay, so a server that crashes on every start backs off.
+_RESTART_DELAY = 0.5
+_MAX_RESTART_DELAY = 30.0
+_STABLE_AFTER = 30.0
+
+ToolsChangedCallback = Callable[[str], None]
+"""Called with the server name when its tool list may have changed."""
 
 
 class _StderrRelay:
@@ -121,9 +140,15 @@ class McpConnection:
         redactor: Scrubber,
         startup_timeout: float = 30.0,
         auth: httpx2.Auth | None = None,
+        on_tools_changed: ToolsChangedCallback | None = None,
     ):
         self.server = server
         self.name = server.name
+        self.tools: list[ToolSpec] = []
+        """The tools of the last successful `list_tools()`."""
+        self.restarts = 0
+        """How many times the session was started again after it ended."""
+        self.on_tools_changed = on_tools_changed
         self._redactor = redactor
         self._auth = auth
         self._log_lines = LineScrubber(redactor, self._log_notification)
@@ -135,6 +160,11 @@ class McpConnection:
         self._failure: BaseException | None = None
         self._stderr: _StderrRelay | None = None
         self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether a session with the server is up; false while it restarts."""
+        return self._session is not None
 
     async def open(self) -> None:
         """Start or connect to the server and complete the MCP handshake."""
@@ -191,24 +221,75 @@ class McpConnection:
 
     async def _hold(self) -> None:
         try:
+            await self._hold_session()
+        except Exception as error:
+            self._failure = error
+        if not self._ready.is_set():
+            return
+        attempt = 0
+        while not self._closing.is_set():
+            delay = min(_MAX_RESTART_DELAY, _RESTART_DELAY * 2**attempt)
+            logger.warning(
+                "MCP server %s: session ended; restarting in %.1f s (attempt %d)",
+                self.name,
+                delay,
+                attempt + 1,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+            if self._closing.is_set():
+                return
+            started = time.monotonic()
+            self.restarts += 1
+            try:
+                await self._hold_session()
+            except Exception as error:
+                logger.warning(
+                    "MCP server %s: restart failed: %s",
+                    self.name,
+                    self._redactor.scrub_text(_describe_exception(error)),
+                )
+            stable = time.monotonic() - started >= _STABLE_AFTER
+            attempt = 0 if stable else attempt + 1
+
+    async def _hold_session(self) -> None:
+        """Run one session until `aclose()` or until the server's stream ends."""
+        try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
+                watched = _EndWatcher(read)
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, logging_callback=self._server_log)
+                    ClientSession(
+                        watched,
+                        write,
+                        logging_callback=self._server_log,
+                        message_handler=self._on_message,
+                    )
                 )
                 await session.initialize()
                 self._session = session
+                first = not self._ready.is_set()
                 self._ready.set()
-                await self._closing.wait()
-        except Exception as error:
-            self._failure = error
-            if self._ready.is_set():
-                logger.warning("MCP server %s disconnected: %s", self.name, error)
+                if not first:
+                    logger.info("MCP server %s restarted", self.name)
+                    self._notify_tools_changed()
+                await _first_of(self._closing.wait(), watched.ended.wait())
+                if not self._closing.is_set():
+                    logger.warning("MCP server %s: the connection closed", self.name)
         finally:
             self._session = None
             self._log_lines.flush()
             if self._stderr is not None:
                 self._stderr.close()
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            logger.info("MCP server %s: tool list changed", self.name)
+            self._notify_tools_changed()
+
+    def _notify_tools_changed(self) -> None:
+        if self.on_tools_changed is not None:
+            self.on_tools_changed(self.name)
 
     async def _server_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Log an MCP log notification from the server, scrubbed of secrets, line by line."""
@@ -254,6 +335,7 @@ class McpConnection:
             specs.extend(_to_spec(self.name, tool) for tool in page.tools)
             cursor = page.next_cursor
             if not cursor:
+                self.tools = specs
                 return specs
         raise UpstreamError(
             f"tools/list returned more than {_MAX_TOOL_PAGES} pages; the server's "
@@ -270,7 +352,11 @@ class McpConnection:
         if self._closed:
             raise ClosedError(f"the connection to MCP server {self.name!r} is closed")
         if self._session is None:
-            raise UpstreamError("is not connected", server=self.name)
+            raise UpstreamError(
+                "is not connected: its session ended and it is being restarted; "
+                "try again in a few seconds",
+                server=self.name,
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -299,6 +385,59 @@ class McpConnection:
             if not task.cancelled():
                 raise
         logger.info("closed MCP server %s", self.name)
+
+
+class _EndWatcher:
+    """A read stream that passes the transport's messages on and sets `ended` when it ends.
+
+    The SDK's `ClientSession` stays open after its transport's stream ends, so
+    this is how a connection notices that the server is gone. It wraps the
+    stream instead of relaying it through a task, which would add a task
+    switch to every message.
+    """
+
+    def __init__(self, stream: MemoryObjectReceiveStream[SessionMessage | Exception]):
+        self._stream = stream
+        self.ended = anyio.Event()
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._stream, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self._stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.ended.set()
+            raise
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def __aiter__(self) -> _EndWatcher:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _EndWatcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def _first_of(*waits: Any) -> None:
+    """Wait until the first of the awaitables `waits` finishes, then cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 @contextlib.asynccontextmanager

@@ -13,13 +13,14 @@ its own results and will not send a malformed schema.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 # Over twice isobind's depth limit, but below the nesting at which the MCP SDK's
 # client fails to parse the message (about 240 JSON levels with mcp 2.3, where
 # tools/list then never completes).
-DEPTH = 90
+DEPTH = int(os.environ.get("HOSTILE_DEPTH", "90"))
 WIDTH = 10_000
 MEGABYTE = 1_000_000
 
