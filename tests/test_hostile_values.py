@@ -135,3 +135,18 @@ async def test_secret_in_command_scrubbed_from_error() -> None:
             pass
     assert "secret-path-part-123456" not in str(raised.value)
     assert "[REDACTED]" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "message"),
+    [
+        pytest.param("throw {custom: 1}", "Error", 'Uncaught {"custom":1}', id="plain-object"),
+        pytest.param("throw 5", "Error", "Uncaught 5", id="number"),
+        pytest.param("throw new RangeError('r')", "RangeError", "r", id="error-object"),
+    ],
+)
+async def test_thrown_values_named(toolbox: Toolbox, code: str, name: str, message: str) -> None:
+    result = await toolbox.execute(code)
+    assert result.error is not None
+    assert result.error.name == name
+    assert result.error.message == message

@@ -741,8 +741,15 @@
       let message = "";
       let stack = "";
       try {
-        name = StringCtor(error.name);
-        message = StringCtor(error.message);
+        if (error.name !== undefined) {
+          name = StringCtor(error.name);
+        }
+        if (error.message !== undefined) {
+          message = StringCtor(error.message);
+        } else if (!(error instanceof ErrorCtor)) {
+          // A plain object was thrown: show its JSON, as far as it has one.
+          message = `Uncaught ${JSONStringify(error)}`;
+        }
         stack = typeof error.stack === "string" ? error.stack : "";
       } catch (_) {
         // A getter on the thrown object failed; report what was read.
