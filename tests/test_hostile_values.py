@@ -150,3 +150,48 @@ async def test_thrown_values_named(toolbox: Toolbox, code: str, name: str, messa
     assert result.error is not None
     assert result.error.name == name
     assert result.error.message == message
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param('new Uint8Array("536870912")', id="string-length"),
+        pytest.param("new (new Uint8Array(0).constructor)(536870912)", id="prototype-constructor"),
+        pytest.param("new ArrayBuffer({valueOf() { return 536870912; }})", id="valueof-length"),
+        pytest.param(
+            "new ArrayBuffer(1, {maxByteLength: 536870912}).resize(536870912)", id="resize"
+        ),
+        pytest.param("new ArrayBuffer(1).transfer(536870912)", id="transfer"),
+        pytest.param(
+            "new (new DataView(new ArrayBuffer(8)).buffer.constructor)(536870912)",
+            id="dataview-buffer-constructor",
+        ),
+    ],
+)
+async def test_buffer_allocation_paths_metered(toolbox: Toolbox, code: str) -> None:
+    result = await toolbox.execute(f"const b = {code}; return 1;", memory_mb=16)
+    assert result.error is not None
+    assert result.error.name == "MemoryLimitExceeded"
+    after = await toolbox.execute(
+        "return new Uint8Array([1, 2, 3]).length + new ArrayBuffer(8).byteLength"
+    )
+    assert after.result == 11
+
+
+async def test_empty_console_lines_capped(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "for (let i = 0; i < 700000; i++) console.log(''); return 'done';"
+    )
+    assert result.result == "done"
+    assert len(result.logs) < 40_000
+    assert result.logs_dropped > 600_000
+
+
+async def test_promise_chain_oom_named(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "const a = []; const p = Promise.resolve();\n"
+        "for (;;) { await p; a.push(new Array(1e5).fill(1)); }",
+        memory_mb=16,
+    )
+    assert result.error is not None
+    assert result.error.name == "MemoryLimitExceeded"

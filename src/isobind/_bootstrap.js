@@ -29,6 +29,7 @@
   const ObjectCreate = Object.create;
   const ObjectKeys = Object.keys;
   const ObjectDefineProperty = Object.defineProperty;
+  const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const ObjectGetPrototypeOf = Object.getPrototypeOf;
   const ReflectApply = Reflect.apply;
   const JSONStringify = JSON.stringify;
@@ -307,6 +308,16 @@
     }
   }
 
+  // ToIndex of the spec, as the constructors apply it; the converted number
+  // is what reaches the real constructor, so a `valueOf` runs only once.
+  function toIndex(value) {
+    const number = +value;
+    if (number !== number) {
+      return 0;
+    }
+    return number < 0 ? number : MathFloor(number);
+  }
+
   function meterConstructor(name, bytesPerElement) {
     const Original = globalObject[name];
     if (typeof Original !== "function") {
@@ -314,20 +325,54 @@
     }
     const Metered = new Proxy(Original, {
       construct(target, args, newTarget) {
-        const first = args[0];
-        if (typeof first === "number") {
-          chargeBuffer(first * bytesPerElement);
-        } else if (first !== null && typeof first === "object" && !(first instanceof ArrayBuffer)) {
-          const length = first.length !== undefined ? first.length : first.byteLength;
-          if (typeof length === "number") {
-            chargeBuffer(length * bytesPerElement);
+        let first = args[0];
+        // ArrayBuffer takes only a length; typed arrays take a length or data.
+        if (name === "ArrayBuffer" || first === null || typeof first !== "object") {
+          if (first !== undefined || name === "ArrayBuffer") {
+            first = toIndex(first);
+            chargeBuffer(first * bytesPerElement);
+            args = [first, ...ReflectApply(ArraySlice, args, [1])];
           }
+        } else if (!(first instanceof OriginalArrayBuffer)) {
+          const length = first.length !== undefined ? first.length : first.byteLength;
+          chargeBuffer(toIndex(length) * bytesPerElement);
         }
-        return Reflect.construct(target, args, newTarget === Metered ? target : newTarget);
+        return ReflectConstruct(target, args, newTarget === Metered ? target : newTarget);
       },
     });
     ObjectDefineProperty(globalObject, name, {
       value: Metered, writable: true, configurable: true, enumerable: false,
+    });
+    // `new Uint8Array(0).constructor` must not lead back to the unmetered original.
+    ObjectDefineProperty(Original.prototype, "constructor", {
+      value: Metered, writable: true, configurable: true, enumerable: false,
+    });
+  }
+
+  const OriginalArrayBuffer = ArrayBuffer;
+  const ArraySlice = Array.prototype.slice;
+  const ReflectConstruct = Reflect.construct;
+  const MathFloor = Math.floor;
+  const byteLengthOf = ObjectGetOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get;
+
+  // Growing a buffer in place, or into a new one, allocates too.
+  for (const method of ["resize", "transfer", "transferToFixedLength"]) {
+    const original = ArrayBuffer.prototype[method];
+    if (typeof original !== "function") {
+      continue;
+    }
+    const metered = {
+      [method](...args) {
+        if (args.length > 0 && args[0] !== undefined) {
+          const length = toIndex(args[0]);
+          chargeBuffer(length - ReflectApply(byteLengthOf, this, []));
+          args = [length];
+        }
+        return ReflectApply(original, this, args);
+      },
+    }[method];
+    ObjectDefineProperty(ArrayBuffer.prototype, method, {
+      value: metered, writable: true, configurable: true, enumerable: false,
     });
   }
 
@@ -442,6 +487,8 @@
     return parts.join(" ");
   }
 
+  const LOG_ENTRY_OVERHEAD = 32;
+
   function makeLogger(level) {
     return function (...args) {
       if (state.logBytes >= LIMITS.maxLogBytes) {
@@ -453,7 +500,9 @@
       if (message.length > room) {
         message = `${ReflectApply(StringSlice, message, [0, room])}... [truncated]`;
       }
-      state.logBytes += message.length;
+      // Each entry also costs its level and framing on the host, so even an
+      // empty line counts against the budget.
+      state.logBytes += message.length + LOG_ENTRY_OVERHEAD;
       push(logs, { level, message });
     };
   }

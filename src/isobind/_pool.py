@@ -528,7 +528,8 @@ def _check_outcome_limits(outcome: SandboxOutcome, limits: Limits) -> SandboxOut
     kept: list[dict[str, str]] = []
     size = 0
     for entry in outcome.logs:
-        size += len(entry["message"])
+        # The prelude counts each entry as its message plus 32 characters.
+        size += len(entry["message"]) + 32
         if size > limits.max_log_bytes + _LOG_SLACK:
             outcome.logs_dropped += len(outcome.logs) - len(kept)
             outcome.logs = kept

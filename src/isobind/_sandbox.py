@@ -406,6 +406,10 @@ class _Run:
             elif message["nextTimer"] is not None:
                 await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
                 await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
+            elif self.isolate.memory_limit_reached():
+                # V8 stopped a microtask chain that ran out of heap between two
+                # steps, so the promise the code awaits can no longer settle.
+                raise JSOOMException("the V8 heap limit was reached between steps")
             else:
                 raise _LimitHit(
                     "DeadlockError",
