@@ -241,3 +241,11 @@ def test_escape_sequences_shown_escaped(time_config: Path, tmp_path: Path) -> No
     assert completed.returncode == 0, completed.stderr
     assert "\x1b" not in completed.stdout
     assert "\\x1b]0;title\\x07b" in completed.stdout
+
+
+def test_timeout_raises_engine_time_budget() -> None:
+    from isobind._cli import _cli_limits
+
+    assert _cli_limits(60, 16).cpu_time == 60
+    assert _cli_limits(60, 16).timeout == 60
+    assert _cli_limits(2, 16).cpu_time == 10

@@ -108,6 +108,15 @@ def _fail_setup(error: Exception) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+def _cli_limits(timeout: float, memory_mb: int) -> Limits:
+    """Return the run limits for a wall-clock `timeout`.
+
+    The engine-time budget (`Limits.cpu_time`, 10 s by default) is raised to
+    the timeout, so that a longer `--timeout` also allows longer computation.
+    """
+    return Limits(timeout=timeout, memory_mb=memory_mb, cpu_time=max(Limits().cpu_time, timeout))
+
+
 @app.command("exec")
 def exec_command(
     file: Annotated[
@@ -121,7 +130,10 @@ def exec_command(
     timeout: Annotated[
         float | None,
         typer.Option(
-            help="Wall-clock limit for the run, in seconds (at most one day).",
+            help=(
+                "Wall-clock limit for the run, in seconds (at most one day); also the "
+                "engine-time limit when longer than its 10 s default."
+            ),
             min=0.001,
             max=86_400,
         ),
@@ -176,9 +188,9 @@ def exec_command(
     except ConfigError as error:
         raise _fail_setup(error) from error
 
-    limits = Limits(
-        timeout=timeout if timeout is not None else loaded.timeout,
-        memory_mb=memory_mb if memory_mb is not None else loaded.memory_mb,
+    limits = _cli_limits(
+        timeout if timeout is not None else loaded.timeout,
+        memory_mb if memory_mb is not None else loaded.memory_mb,
     )
     filename = "stdin.ts" if str(file) == "-" else file.name
 
@@ -401,9 +413,9 @@ def _run_toolbox(
     audit: Path | None,
     secrets: list[str],
 ) -> Toolbox:
-    limits = Limits(
-        timeout=timeout if timeout is not None else config.timeout,
-        memory_mb=memory_mb if memory_mb is not None else config.memory_mb,
+    limits = _cli_limits(
+        timeout if timeout is not None else config.timeout,
+        memory_mb if memory_mb is not None else config.memory_mb,
     )
     return Toolbox(config, limits=limits, audit=audit, secrets=secrets)
 
