@@ -195,3 +195,12 @@ async def test_promise_chain_oom_named(toolbox: Toolbox) -> None:
     )
     assert result.error is not None
     assert result.error.name == "MemoryLimitExceeded"
+
+
+async def test_prepare_stack_trace_trap_keeps_tool_error(toolbox: Toolbox) -> None:
+    result = await toolbox.execute(
+        "Error.prepareStackTrace = () => ({ toString() { throw 1; } });\n"
+        "try { await tools.t.echo({text: 5}); } catch (e) { return e.name; }"
+    )
+    assert result.ok, result.error
+    assert result.result == "ToolInputError"

@@ -599,12 +599,20 @@
   function callError(payload, site) {
     const ErrorClass = ERROR_CLASSES[payload.name] || ToolError;
     const error = new ErrorClass(payload.message);
-    const lines = StringCtor(site.stack).split("\n");
-    let stack = `${error.name}: ${error.message}`;
-    for (let i = 1; i < lines.length; i++) {
-      if (lines[i].indexOf("isobind:bootstrap") < 0) {
-        stack += `\n${lines[i]}`;
+    let stack = `${payload.name}: ${payload.message}`;
+    try {
+      // The code may have replaced Error.prepareStackTrace or String methods;
+      // then the error keeps its message without the call site's frames.
+      const lines = StringCtor(site.stack).split("\n");
+      let frames = "";
+      for (let i = 1; i < lines.length; i++) {
+        if (lines[i].indexOf("isobind:bootstrap") < 0) {
+          frames += `\n${lines[i]}`;
+        }
       }
+      stack += frames;
+    } catch (_) {
+      // Keep the header alone.
     }
     ObjectDefineProperty(error, "stack", {
       value: stack,
