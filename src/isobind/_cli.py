@@ -141,7 +141,10 @@ def exec_command(
     memory_mb: Annotated[
         int | None,
         typer.Option(
-            "--memory-mb", help="V8 heap limit for the run, in MiB (1 to 65536).", min=1, max=65_536
+            "--memory-mb",
+            help="V8 heap limit for the run, in MiB (1 to 65536); ArrayBuffers get as much again.",
+            min=1,
+            max=65_536,
         ),
     ] = None,
     audit: Annotated[
