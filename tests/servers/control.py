@@ -19,7 +19,12 @@ server = MCPServer("control")
 def _mark(name: str) -> None:
     state = os.environ.get("CONTROL_STATE_DIR")
     if state:
-        (Path(state) / name).write_text(str(os.getpid()), encoding="utf-8")
+        # Write then rename, so that a test polling for the file never reads
+        # it empty.
+        target = Path(state) / name
+        partial = target.with_name(f".{name}.partial")
+        partial.write_text(str(os.getpid()), encoding="utf-8")
+        os.replace(partial, target)
 
 
 @server.tool()
