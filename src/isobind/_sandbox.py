@@ -574,6 +574,9 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
         if run.isolate.memory_limit_reached():
             run.outcome.error = _memory_error(limits)
         else:
+            # NOTE: in mode="inprocess" this reaches the caller of
+            # Toolbox.execute, which then writes no audit record; a worker
+            # turns it into the run's error instead.
             raise SandboxError(f"V8 failed outside the code: {error}") from error
 
 
