@@ -19,13 +19,16 @@ from .model_servers import Kind, RecordedRequest, ScriptedModelServer, Turn
 MODEL_KEY = "sk-fake-model-key-5e6f7a8b9c0d"
 FORECAST_KEY = "forecast-upstream-secret-1a2b3c4d"
 SECRETS = (MODEL_KEY, FORECAST_KEY, LEAKY_TOKEN)
+# A credential that no config names, written by the model itself.
+GITHUB_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
 
 BROKEN_CODE = """\
 const zone = "Asia/Tokyo";
 const now = await tools.time.get_time({timezone: zone});
 return now.datetime;"""
 
-FETCH_CODE = """\
+FETCH_CODE = f"""\
+// The docs' example token: {GITHUB_TOKEN}
 const response = await fetch("https://weather.example.com/oslo");
 return await response.json();"""
 
@@ -172,7 +175,8 @@ def test_run_json_output(session: Session) -> None:
     assert output["usage"]["inputTokens"] > 0
     assert output["usage"]["outputTokens"] > 0
     runs = output["runs"]
-    assert [run["code"] for run in runs] == [BROKEN_CODE, FETCH_CODE, FIXED_CODE]
+    scrubbed_fetch_code = FETCH_CODE.replace(GITHUB_TOKEN, "[REDACTED]")
+    assert [run["code"] for run in runs] == [BROKEN_CODE, scrubbed_fetch_code, FIXED_CODE]
     assert runs[0]["execution"]["error"]["name"] == "TypeError"
     assert runs[1]["execution"]["error"]["name"] == "NetworkAccessError"
     assert runs[2]["execution"]["ok"] is True
@@ -217,7 +221,7 @@ def test_model_receives_error_line(session: Session) -> None:
 def test_model_receives_network_error(session: Session) -> None:
     network = last_tool_output(session.kind, session.requests[2])
     assert "NetworkAccessError" in network
-    assert "1 | const response = await fetch(" in network
+    assert "2 | const response = await fetch(" in network
     assert "no network" in network
 
 
@@ -244,6 +248,8 @@ def test_secrets_never_reach_model(session: Session) -> None:
 
 def test_secrets_absent_from_output(session: Session) -> None:
     assert_no_secret(session.completed.stdout, "stdout")
+    assert GITHUB_TOKEN not in session.completed.stdout
+    assert GITHUB_TOKEN not in session.audit_text
     assert_no_secret(session.completed.stderr, "stderr")
     assert_no_secret(session.audit_text, "audit log")
 
@@ -276,7 +282,8 @@ def test_run_streams_progress_to_terminal(agent_config: Path) -> None:
     assert "code run" in progress
     assert "tools.time.get_time({timezone: zone})" in progress
     assert "TypeError at line 2: tools.time.get_time is not a function" in progress
-    assert "NetworkAccessError at line 1" in progress
+    assert "NetworkAccessError at line 2" in progress
+    assert GITHUB_TOKEN not in progress
     assert 'time.get_current_time({"timezone": "Asia/Tokyo"}) ok' in progress
     assert "forecast.get-forecast(" in progress
     assert 'console.log: token check: { result: "the token is [REDACTED]" }' in progress

@@ -26,6 +26,7 @@ from ._codemode import (
     format_execution,
     toolbox_instructions,
 )
+from ._log_scrub import scrub_credential_shapes
 from ._providers import FunctionSpec, Message, ModelResponse, Provider, ToolCall, Usage
 from ._result import CallRecord, ExecutionResult
 from ._toolbox import Toolbox
@@ -262,7 +263,9 @@ class Agent:
             feedback = f'`{CODE_TOOL_NAME}` takes {{"code": "..."}} with the code as a string.'
             return CodeRun(call.id, call.arguments, None, feedback)
 
-        self.events.run_started(code)
+        # The terminal shows the code as a log would: without credentials, even guessed ones.
+        shown = scrub_credential_shapes(self.toolbox.redactor.scrub_text(code))
+        self.events.run_started(shown)
         result = await self.toolbox.execute(code, on_call=self.events.tool_call)
         feedback = format_execution(result, code, self.toolbox.callable_tools)
         run = CodeRun(call.id, code, result, self.toolbox.redactor.scrub_text(feedback))

@@ -25,6 +25,7 @@ from ._config import Config, load_config
 from ._display import TerminalEvents, print_answer
 from ._errors import ApiError, ConfigError, ModelError, SandboxError, UpstreamError
 from ._lockdown import LockdownReport
+from ._log_scrub import scrub_credential_shapes
 from ._pool import SandboxSettings, WorkerPool
 from ._providers import AnthropicProvider, OpenAIProvider, Provider
 from ._redact import Redactor
@@ -332,16 +333,36 @@ def run_command(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print one JSON object: status, answer, runs, usage, conversation."
+            "--json",
+            help=(
+                "Print one JSON object: provider, model, status, answer, turns, usage, runs, "
+                "conversation, sessionId, durationMs. Credentials are scrubbed from it, as in "
+                "the audit log."
+            ),
         ),
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option(help="Wall-clock limit for each code run, in seconds.", min=0.001),
+        typer.Option(
+            help=(
+                "Wall-clock limit for each code run, in seconds (at most one day); also "
+                "the engine-time limit when longer than its 10 s default."
+            ),
+            min=0.001,
+            max=86_400,
+        ),
     ] = None,
     memory_mb: Annotated[
         int | None,
-        typer.Option("--memory-mb", help="V8 heap limit for each code run, in MiB.", min=1),
+        typer.Option(
+            "--memory-mb",
+            help=(
+                "V8 heap limit for each code run, in MiB (1 to 65536); ArrayBuffers get "
+                "as much again."
+            ),
+            min=1,
+            max=65_536,
+        ),
     ] = None,
     audit: Annotated[
         Path | None,
@@ -385,7 +406,14 @@ def run_command(
                 agent = Agent(
                     toolbox, model_provider, limits=limits, events=events, api=cast(ApiMode, api)
                 )
-                return await agent.run(task)
+                result = await agent.run(task)
+                if as_json:
+                    data = {"provider": provider_name, "model": model, **result.to_dict()}
+                    text = toolbox.redactor.scrub_text(json.dumps(data, ensure_ascii=False))
+                    # The model's code and messages may hold a credential that no config
+                    # names, such as one it guessed; the audit log scrubs those shapes too.
+                    print(scrub_credential_shapes(text, json_text=True))
+                return result
         finally:
             await model_provider.aclose()
 
@@ -394,10 +422,7 @@ def run_command(
     except (ConfigError, ApiError, UpstreamError, ModelError) as error:
         raise _fail_setup(RuntimeError(Redactor(secrets).scrub_text(str(error)))) from error
 
-    if as_json:
-        data = {"provider": provider_name, "model": model, **result.to_dict()}
-        print(json.dumps(data, ensure_ascii=False))
-    else:
+    if not as_json:
         print_answer(_out, _err, result)
     raise typer.Exit(0 if result.status == "answered" else EXIT_CODE_FAILED)
 
