@@ -264,8 +264,8 @@ class Agent:
             return CodeRun(call.id, call.arguments, None, feedback)
 
         # The terminal shows the code as a log would: without credentials, even guessed ones.
-        shown = scrub_credential_shapes(self.toolbox.redactor.scrub_text(code))
-        self.events.run_started(shown)
+        displayed_code = scrub_credential_shapes(self.toolbox.redactor.scrub_text(code))
+        self.events.run_started(displayed_code)
         result = await self.toolbox.execute(code, on_call=self.events.tool_call)
         feedback = format_execution(result, code, self.toolbox.callable_tools)
         run = CodeRun(call.id, code, result, self.toolbox.redactor.scrub_text(feedback))
