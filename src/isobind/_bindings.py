@@ -27,6 +27,7 @@ from ._budget import RateWindows, RunBudget
 from ._egress import EGRESS_KEY, EgressGateway
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
+from ._json_tree import map_leaves
 from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
 from ._redact import Scrubber
 from ._result import CallRecord
@@ -405,23 +406,12 @@ def to_json_text(value: Any) -> str:
 
 
 def _finite(value: Any) -> Any:
-    """Replace NaN and infinities with None, without recursion."""
-    root: list[Any] = [value]
-    stack: list[tuple[Any, Any]] = [(root, 0)]
-    while stack:
-        container, key = stack.pop()
-        item = container[key]
-        if isinstance(item, float) and not math.isfinite(item):
-            container[key] = None
-        elif isinstance(item, dict):
-            copy = dict(item)
-            container[key] = copy
-            stack.extend((copy, child) for child in copy)
-        elif isinstance(item, list | tuple):
-            items = list(item)
-            container[key] = items
-            stack.extend((items, index) for index in range(len(items)))
-    return root[0]
+    """Return a copy of `value` with NaN and infinities replaced by None."""
+    return map_leaves(value, _finite_leaf)
+
+
+def _finite_leaf(leaf: object) -> object:
+    return None if isinstance(leaf, float) and not math.isfinite(leaf) else leaf
 
 
 def _is_well_formed(arguments: dict[str, Any], input_text: str) -> bool:

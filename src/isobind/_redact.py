@@ -40,9 +40,11 @@ import re
 import string
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn, Protocol, TypeVar, final
+
+from ._json_tree import map_leaves
 
 __all__ = ["REDACTED", "LiveRedactor", "Redactor", "Scrubber"]
 
@@ -382,7 +384,7 @@ class Redactor:
                 strings.append(leaf)
             return leaf
 
-        copied = _copy_tree(value, collect)
+        copied = map_leaves(value, collect)
         flagged = self._strings_with_secrets(strings)
         if not flagged:
             return copied
@@ -395,7 +397,7 @@ class Redactor:
                 return self.scrub_text(leaf)
             return leaf
 
-        return _copy_tree(value, scrub_flagged)
+        return map_leaves(value, scrub_flagged)
 
     def __bool__(self) -> bool:
         return bool(self._matcher)
@@ -444,65 +446,6 @@ class Redactor:
             candidates[bisect.bisect_right(starts, start) - 1]
             for start, _ in self._matcher.find_spans(joined)
         }
-
-
-def _copy_tree(value: object, transform_leaf: Callable[[object], object]) -> object:
-    """Return a copy of the dicts, lists and tuples in `value` with each leaf transformed.
-
-    Leaves are dict keys and values and list and tuple items that are not themselves
-    dicts, lists or tuples. They are visited in iteration order, keys before values.
-    """
-    if not isinstance(value, dict | list | tuple):
-        return transform_leaf(value)
-
-    # A frame is a container, the iterator over its children and the copied children so
-    # far. A dict's children are its keys and values in turn.
-    stack: list[tuple[object, Iterator[object], list[object]]] = []
-    on_path: set[int] = set()
-    _push_frame(stack, on_path, value)
-    while True:
-        source, children, built = stack[-1]
-        for child in children:
-            if isinstance(child, dict | list | tuple):
-                _push_frame(stack, on_path, child)
-                break
-            built.append(transform_leaf(child))
-        else:
-            stack.pop()
-            on_path.discard(id(source))
-            rebuilt = _rebuild(source, built)
-            if not stack:
-                return rebuilt
-            stack[-1][2].append(rebuilt)
-
-
-def _push_frame(
-    stack: list[tuple[object, Iterator[object], list[object]]],
-    on_path: set[int],
-    container: dict[object, object] | list[object] | tuple[object, ...],
-) -> None:
-    if id(container) in on_path:
-        raise ValueError(
-            f"cannot scrub a {type(container).__name__} that contains itself. "
-            "Pass data without reference cycles."
-        )
-    on_path.add(id(container))
-
-    children: Iterator[object]
-    if isinstance(container, dict):
-        children = itertools.chain.from_iterable(container.items())
-    else:
-        children = iter(container)
-    stack.append((container, children, []))
-
-
-def _rebuild(source: object, built: list[object]) -> object:
-    """Return a new container of the type of `source` holding the copied children."""
-    if isinstance(source, dict):
-        return dict(zip(built[::2], built[1::2], strict=True))
-    if isinstance(source, tuple):
-        return tuple(built)
-    return built
 
 
 def _normalize_secrets(secrets: Iterable[str]) -> frozenset[str]:

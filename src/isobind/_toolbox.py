@@ -25,6 +25,7 @@ from ._egress import EGRESS_KEY, EgressGateway
 from ._erase import TypeScriptSyntaxError, erase_types
 from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
 from ._functions import FunctionTools
+from ._json_tree import map_leaves
 from ._log_scrub import scrub_credential_shapes
 from ._oauth import ClientCredentialsAuth
 from ._policy import ServerPolicy, check_tool
@@ -566,21 +567,12 @@ def well_formed(text: str) -> str:
 
 
 def well_formed_data(value: Any) -> Any:
-    """Apply `well_formed` to every string in JSON data, without recursion."""
-    root = [value]
-    stack: list[tuple[Any, Any]] = [(root, 0)]
-    while stack:
-        container, key = stack.pop()
-        item = container[key]
-        if isinstance(item, str):
-            container[key] = well_formed(item)
-        elif isinstance(item, dict):
-            cleaned = {well_formed(name): child for name, child in item.items()}
-            container[key] = cleaned
-            stack.extend((cleaned, name) for name in cleaned)
-        elif isinstance(item, list):
-            stack.extend((item, index) for index in range(len(item)))
-    return root[0]
+    """Return a copy of JSON data with `well_formed` applied to every string, keys included."""
+    return map_leaves(value, _well_formed_leaf)
+
+
+def _well_formed_leaf(leaf: object) -> object:
+    return well_formed(leaf) if isinstance(leaf, str) else leaf
 
 
 def _build_catalog(
