@@ -150,6 +150,38 @@ def test_line_scrubber_joins_split_secret() -> None:
     assert all(line.startswith(("before", "[REDACTED]")) for line in emitted[:-1])
 
 
+def test_line_scrubber_joins_secret_over_many_lines() -> None:
+    emitted: list[str] = []
+    scrubber = LineScrubber(LiveRedactor([TOKEN]), emitted.append)
+    fed = 0
+    for form in encodings(TOKEN):
+        for parts in (3, 4, len(form) // 3):
+            size = -(-len(form) // parts)
+            pieces = [form[index : index + size] for index in range(0, len(form), size)]
+            lines = [f"before {pieces[0]}", *(f"  {piece}  " for piece in pieces[1:-1])]
+            lines.append(f"    {pieces[-1]} after")
+            for line in lines:
+                scrubber.feed(line)
+            fed += len(lines)
+    scrubber.feed("last line")
+    scrubber.flush()
+    assert len(emitted) == fed + 1
+    assert emitted[-1] == "last line"
+    assert_no_secret("\n".join(emitted))
+    assert_no_secret("".join(line.strip() for line in emitted))
+    assert all("[REDACTED]" in line for line in emitted[:-1])
+
+
+def test_line_scrubber_emits_lines_without_secrets() -> None:
+    emitted: list[str] = []
+    scrubber = LineScrubber(LiveRedactor([TOKEN]), emitted.append)
+    lines = [f"starts like the token: {TOKEN[:5]}", "but goes on differently", "third"]
+    for line in lines:
+        scrubber.feed(line)
+    scrubber.flush()
+    assert emitted == lines
+
+
 # --- The leak suite: a server that echoes its credential everywhere it can -------
 
 

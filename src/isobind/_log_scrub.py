@@ -68,45 +68,47 @@ def scrub_credential_shapes(text: str, *, json_text: bool = False) -> str:
 
 
 class LineScrubber:
-    """Scrubs lines one by one and passes each to `emit`, also when a secret spans two.
+    """Scrubs lines one by one and passes each to `emit`, also when a secret spans several.
 
-    A line that ends with the first characters of a secret is held back until the
-    next line arrives. The two are then searched together, and a secret found
-    across the boundary is replaced in both. Lines inside a private-key block are
-    replaced whole. Call `flush` at the end of the stream to emit a held line.
-
-    NOTE: only a secret split across two consecutive lines is found, not one
-    spread over three or more.
+    A line that ends with the first characters of a secret is held back, and so
+    are the lines after it while the held text still ends with the start of a
+    secret. When a line ends that, the held lines are searched together, and a
+    secret found across their boundaries is replaced in each line it touches.
+    At most `MAX_HELD_LINES` lines are held. Lines inside a private-key block are
+    replaced whole. Call `flush` at the end of the stream to emit held lines.
     """
+
+    MAX_HELD_LINES = 64
 
     def __init__(self, redactor: Scrubber, emit: Callable[[str], None]) -> None:
         self._redactor = redactor
         self._emit = emit
-        self._held: tuple[str, str] | None = None
+        self._held: list[tuple[str, str]] = []
         self._in_private_key = False
 
     def feed(self, line: str, label: str = "") -> None:
         """Scrub `line`, given without its line feed, and emit it or hold it back.
 
         `label` (such as a log level) is put before the line when it is emitted,
-        and is not searched together with the line before.
+        and is not searched together with the lines before.
         """
-        if self._held is not None:
-            held_label, held = self._held
-            held, line = _cut_across(self._redactor, held, line)
-            self._held = None
-            self._send(held, held_label)
+        self._held.append((label, line))
         redactor = self._redactor
-        if isinstance(redactor, LiveRedactor) and redactor.ends_with_secret_start(line.rstrip()):
-            self._held = (label, line)
-            return
-        self._send(line, label)
+        if len(self._held) < self.MAX_HELD_LINES and isinstance(redactor, LiveRedactor):
+            held_text, _ = _join([text for _, text in self._held])
+            if redactor.ends_with_secret_start(held_text.rstrip()):
+                return
+        self.flush()
 
     def flush(self) -> None:
-        """Emit the held line, if any."""
-        if self._held is not None:
-            (label, held), self._held = self._held, None
-            self._send(held, label)
+        """Emit the held lines, if any."""
+        held, self._held = self._held, []
+        if len(held) > 1:
+            lines = _cut_across(self._redactor, [text for _, text in held])
+        else:
+            lines = [text for _, text in held]
+        for (label, _), line in zip(held, lines, strict=True):
+            self._send(line, label)
 
     def _send(self, line: str, label: str) -> None:
         if self._in_private_key:
@@ -120,19 +122,60 @@ class LineScrubber:
         self._emit(label + scrub_credential_shapes(text))
 
 
-def _cut_across(redactor: Scrubber, first: str, second: str) -> tuple[str, str]:
-    """Replace the parts of a secret that starts in `first` and ends in `second`.
+def _join(lines: list[str]) -> tuple[str, list[tuple[int, int, int]]]:
+    """Join `lines` as one text, leaving out the whitespace around each boundary.
 
-    Whitespace at the end of `first` and the start of `second` is left out of the
-    join, because log formatters (rich's, for one) pad and indent wrapped lines.
+    Log formatters (rich's, for one) pad and indent wrapped lines, so a secret
+    cut by wrapping has whitespace between its parts. Returns the text and, per
+    line, the start of its part in the text and the part's bounds in the line.
     """
-    head = first.rstrip()
-    indent = len(second) - len(second.lstrip())
-    boundary = len(head)
-    spans = redactor.find_spans(head + second[indent:])
-    crossing = [(start, end) for start, end in spans if start < boundary < end]
+    parts = []
+    places = []
+    position = 0
+    last = len(lines) - 1
+    for index, line in enumerate(lines):
+        begin = len(line) - len(line.lstrip()) if index > 0 else 0
+        end = len(line.rstrip()) if index < last else len(line)
+        end = max(begin, end)
+        places.append((position, begin, end))
+        parts.append(line[begin:end])
+        position += end - begin
+    return "".join(parts), places
+
+
+def _cut_across(redactor: Scrubber, lines: list[str]) -> list[str]:
+    """Replace the parts of each secret that spans two or more of `lines`."""
+    text, places = _join(lines)
+    boundaries = [position for position, _, _ in places[1:]]
+    crossing = [
+        (start, end)
+        for start, end in redactor.find_spans(text)
+        if any(start < boundary < end for boundary in boundaries)
+    ]
     if not crossing:
-        return first, second
-    start = min(start for start, _ in crossing)
-    end = max(end for _, end in crossing)
-    return first[:start] + REDACTED, second[:indent] + REDACTED + second[indent + end - boundary :]
+        return lines
+    result = []
+    for line, (position, begin, end) in zip(lines, places, strict=True):
+        # Cut from the line's part every stretch a crossing secret covers, back to front
+        # so that earlier offsets stay valid.
+        part = line[begin:end]
+        covered = sorted(
+            (max(start, position) - position, min(stop, position + len(part)) - position)
+            for start, stop in crossing
+            if start < position + len(part) and stop > position
+        )
+        for cut_start, cut_end in reversed(_merge(covered)):
+            part = part[:cut_start] + REDACTED + part[cut_end:]
+        result.append(line[:begin] + part + line[end:])
+    return result
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge sorted, possibly overlapping ranges."""
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
