@@ -661,3 +661,88 @@ def test_cli_prompt_on_terminal(memory_only_path: Path) -> None:
 
     output = json.loads(stdout)
     assert output["ok"] is True, output
+
+
+# --- Rate-limit windows shared through a store -------------------------------------
+
+
+def rate_config(directory: Path, store: str | None) -> Path:
+    section: dict[str, Any] = {
+        "timeout": 10,
+        "servers": {"time": {"rateLimit": {"calls": 2, "seconds": 3600}}},
+    }
+    if store is not None:
+        section["rateLimitStore"] = store
+    data = {
+        "mcpServers": {
+            "time": {"command": "mcp-server-time", "args": ["--local-timezone", "Etc/UTC"]}
+        },
+        "isobind": section,
+    }
+    return write_config(directory, data)
+
+
+TIME_CALL = 'tools.time.get_current_time({timezone: "Etc/UTC"})'
+
+
+def exec_calls(config: Path, count: int) -> list[str]:
+    """Run `count` calls in a separate `isobind exec` process; return each outcome's name."""
+    code = f"""
+const outcomes = [];
+for (let i = 0; i < {count}; i++) {{
+  try {{ await {TIME_CALL}; outcomes.push("ok"); }}
+  catch (error) {{ outcomes.push(error.name + ": " + error.message); }}
+}}
+return outcomes;
+"""
+    completed = subprocess.run(
+        [sys.executable, "-m", "isobind", "exec", "-", "--config", str(config), "--json"],
+        input=code,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    outcomes: list[str] = json.loads(completed.stdout)["result"]
+    return outcomes
+
+
+def test_rate_store_shared_by_processes(tmp_path: Path) -> None:
+    config = rate_config(tmp_path, "rate.db")
+    assert exec_calls(config, 2) == ["ok", "ok"]
+    [third] = exec_calls(config, 1)
+    assert third.startswith("PermissionDeniedError")
+    assert "isobind.servers.time.rateLimit" in third
+    assert (tmp_path / "rate.db").is_file()
+
+
+def test_rate_window_per_process_without_store(tmp_path: Path) -> None:
+    config = rate_config(tmp_path, None)
+    assert exec_calls(config, 2) == ["ok", "ok"]
+    assert exec_calls(config, 2) == ["ok", "ok"]
+
+
+def test_rate_store_failure_rejects_calls(tmp_path: Path) -> None:
+    config = rate_config(tmp_path, "missing-directory/rate.db")
+    [outcome] = exec_calls(config, 1)
+    assert outcome.startswith("PermissionDeniedError")
+    assert "rate-limit store" in outcome
+    assert "missing-directory" in outcome
+
+
+async def test_rate_window_survives_api_rebuild(tmp_path: Path) -> None:
+    async with Toolbox.from_config(rate_config(tmp_path, None)) as toolbox:
+        for _ in range(2):
+            result = await call(toolbox, TIME_CALL)
+            assert result.result[0] == "ok"
+        await toolbox.refresh()
+        result = await call(toolbox, TIME_CALL)
+        assert result.result[0] == "PermissionDeniedError"
+
+
+def test_rate_store_empty_path_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(rate_config(tmp_path, ""))
+    assert caught.value.key == "isobind.rateLimitStore"
+    assert "rateLimitStore is empty" in str(caught.value)

@@ -65,6 +65,7 @@ class ToolRegistry:
         approve_writes: bool = False,
         telemetry: Telemetry | None = None,
         egress: EgressGateway | None = None,
+        windows: RateWindows | None = None,
     ):
         self.api = api
         self.sources = sources
@@ -74,7 +75,7 @@ class ToolRegistry:
         self.approval_timeout = approval_timeout
         self.approve_writes = approve_writes
         self.telemetry = telemetry if telemetry is not None else Telemetry()
-        self.windows = RateWindows()
+        self.windows = windows if windows is not None else RateWindows()
         self.egress = egress
         self._validators: dict[tuple[str, str], Any] = {}
 

@@ -113,6 +113,8 @@ class Config:
     memory_mb: int
     audit: Path | None
     approve_writes: bool = False
+    rate_limit_store: Path | None = None
+    """The SQLite file in which processes that share it count rate-limit windows."""
     """Whether every tool not annotated read-only needs approval before it runs."""
     egress: EgressPolicy | None = field(default=None, repr=False)
     """The origins that `fetch` in the sandbox may reach; `None` blocks `fetch`."""
@@ -215,6 +217,7 @@ class _IsobindSection(BaseModel):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     memory_mb: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="memoryMb")
     audit: str | None = None
+    rate_limit_store: str | None = Field(default=None, alias="rateLimitStore")
     default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
     approve_writes: bool | None = Field(default=None, alias="approveWrites")
     egress: _EgressEntry | None = None
@@ -313,8 +316,11 @@ def parse_config(
         secrets=frozenset(resolver.secrets),
         timeout=_DEFAULT_TIMEOUT if section.timeout is None else float(section.timeout),
         memory_mb=_DEFAULT_MEMORY_MB if section.memory_mb is None else section.memory_mb,
-        audit=_resolve_audit(section.audit, base_dir, file),
+        audit=_resolve_path(section.audit, base_dir, file, "isobind.audit"),
         approve_writes=bool(section.approve_writes),
+        rate_limit_store=_resolve_path(
+            section.rate_limit_store, base_dir, file, "isobind.rateLimitStore"
+        ),
         egress=egress,
     )
 
@@ -741,13 +747,14 @@ def _build_argument_rule(entry: _ArgumentEntry, key: str, context: _PolicyContex
     )
 
 
-def _resolve_audit(audit: str | None, base_dir: Path, file: str | None) -> Path | None:
-    if audit is None:
+def _resolve_path(value: str | None, base_dir: Path, file: str | None, key: str) -> Path | None:
+    if value is None:
         return None
-    if not audit:
-        message = "audit is empty. Give a file path, or remove the key to turn off the audit log"
-        raise ConfigError(message, path=file, key="isobind.audit")
-    return base_dir / audit
+    if not value:
+        name = key.rsplit(".", 1)[-1]
+        message = f"{name} is empty. Give a file path, or remove the key to turn it off"
+        raise ConfigError(message, path=file, key=key)
+    return base_dir / value
 
 
 # Error translation. Pydantic's own messages quote input values, which are not shown.

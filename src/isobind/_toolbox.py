@@ -20,6 +20,7 @@ import anyio.to_thread
 from ._approval import Approver
 from ._audit import AuditLog
 from ._bindings import CallDispatcher, CallObserver, ToolRegistry, ToolSource
+from ._budget import RateWindows
 from ._config import Config, HttpServer, load_config
 from ._egress import EGRESS_KEY, EgressGateway
 from ._erase import TypeScriptSyntaxError, erase_types
@@ -117,6 +118,8 @@ class Toolbox:
         self._connections: dict[str, McpConnection] = {}
         self._egress: EgressGateway | None = None
         self._registry: ToolRegistry | None = None
+        # Kept across API rebuilds, so that a tool-list change does not reset the windows.
+        self._rate_windows = RateWindows(config.rate_limit_store if config is not None else None)
         self._catalog: ToolCatalog | None = None
         self._declaration = ""
         self._callable_tools: tuple[tuple[str, str], ...] = ()
@@ -234,6 +237,7 @@ class Toolbox:
             approve_writes=self._approve_writes,
             telemetry=self._telemetry,
             egress=self._egress,
+            windows=self._rate_windows,
         )
         self._catalog = _build_catalog(api, policies, sources)
         self.api_version += 1
@@ -541,6 +545,7 @@ class Toolbox:
         await wait_closed()
         if self._egress is not None:
             await self._egress.aclose()
+        self._rate_windows.close()
         connections = list(self._connections.values())
         if connections:
             await asyncio.gather(
