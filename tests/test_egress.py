@@ -28,7 +28,8 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        raw = self.rfile.read(length) if length else b""
+        body = raw.decode("utf-8", errors="replace")
         seen = {
             "method": self.command,
             "path": self.path,
@@ -36,8 +37,16 @@ class EchoHandler(BaseHTTPRequestHandler):
             "headers": {name.lower(): value for name, value in self.headers.items()},
         }
         EchoHandler.requests.append(seen)
+        content_type = "application/json"
         if self.path == "/big":
             payload = b"x" * 65536
+        elif self.path == "/binary":
+            # Every byte value, then the credential the host sent, inside binary data.
+            payload = bytes(range(256)) + self.headers.get("authorization", "").encode()
+            content_type = "application/octet-stream"
+        elif self.path == "/echo-bytes":
+            payload = raw
+            content_type = "application/octet-stream"
         elif self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:9/elsewhere")
@@ -47,7 +56,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         else:
             payload = json.dumps(seen).encode()
         self.send_response(201 if self.command == "POST" else 200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("X-Echo", "yes")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -231,3 +240,55 @@ def test_egress_origin_with_path_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write_config(tmp_path, data), environ={})
     assert caught.value.key == "isobind.egress.allow[0].origin"
+
+
+async def test_binary_response_bytes_exact(toolbox: Toolbox, echo_server: str) -> None:
+    result = await run(
+        toolbox,
+        f"""const response = await fetch("{echo_server}/binary");
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        const again = await response.bytes();
+        return {{first: Array.from(bytes.slice(0, 256)), tail: Array.from(bytes.slice(256)),
+                 same: again.length === bytes.length}};""",
+    )
+    outcome, value = result.result
+    assert outcome == "ok"
+    assert value["first"] == list(range(256))
+    assert bytes(value["tail"]) == b"Bearer [REDACTED]"
+    assert value["same"] is True
+    assert API_KEY not in json.dumps(result.to_dict())
+
+
+async def test_binary_request_body_sent(toolbox: Toolbox, echo_server: str) -> None:
+    result = await run(
+        toolbox,
+        f"""const sent = new Uint8Array([0, 1, 200, 255, 128]);
+        const viaView = await fetch("{echo_server}/echo-bytes", {{method: "POST", body: sent}});
+        const viaBuffer = await fetch("{echo_server}/echo-bytes",
+          {{method: "POST", body: sent.buffer}});
+        return [Array.from(await viaView.bytes()), Array.from(await viaBuffer.bytes())];""",
+    )
+    outcome, value = result.result
+    assert outcome == "ok"
+    assert value == [[0, 1, 200, 255, 128], [0, 1, 200, 255, 128]]
+
+
+async def test_text_response_as_bytes(toolbox: Toolbox, echo_server: str) -> None:
+    result = await run(
+        toolbox,
+        f"""const response = await fetch("{echo_server}/echo-bytes",
+          {{method: "POST", body: "héllo €"}});
+        return Array.from(await response.bytes());""",
+    )
+    outcome, value = result.result
+    assert outcome == "ok"
+    assert bytes(value) == "héllo €".encode()
+
+
+async def test_object_body_rejected(toolbox: Toolbox, echo_server: str) -> None:
+    result = await run(
+        toolbox, f'return await fetch("{echo_server}/x", {{method: "POST", body: {{a: 1}}}});'
+    )
+    outcome, message = result.result
+    assert outcome == "TypeError"
+    assert "use JSON.stringify" in message

@@ -62,6 +62,11 @@
   const ErrorCtor = Error;
   const ErrorCaptureStackTrace = Error.captureStackTrace;
   const TypeErrorCtor = TypeError;
+  const Uint8ArrayFromBase64 = Uint8Array.fromBase64;
+  const Uint8ArrayToBase64 = Uint8Array.prototype.toBase64;
+  const EncodeURIComponent = encodeURIComponent;
+  const NumberParseInt = Number.parseInt;
+  const StringCharCodeAt = String.prototype.charCodeAt;
 
   function freshArray() {
     return [];
@@ -151,16 +156,52 @@
       }
     }
     const request = { url, method, headers };
-    if (options.body !== undefined && options.body !== null) {
-      if (typeof options.body !== "string") {
-        throw new TypeErrorCtor("fetch: only a string body is supported; use JSON.stringify");
+    const body = options.body;
+    if (body !== undefined && body !== null) {
+      if (typeof body === "string") {
+        request.body = body;
+      } else if (body instanceof OriginalArrayBuffer) {
+        request.bodyBase64 = ReflectApply(Uint8ArrayToBase64, new Uint8ArrayCtor(body), []);
+      } else if (ArrayBufferIsView(body)) {
+        const bytes = new Uint8ArrayCtor(body.buffer, body.byteOffset, body.byteLength);
+        request.bodyBase64 = ReflectApply(Uint8ArrayToBase64, bytes, []);
+      } else {
+        throw new TypeErrorCtor(
+          "fetch: the body must be a string, an ArrayBuffer or a typed array; " +
+          "use JSON.stringify for an object");
       }
-      request.body = options.body;
     }
     return request;
   }
 
-  // A Response-like object: status, statusText, ok, url, headers.get/has, text(), json().
+  // The UTF-8 bytes of `text`, which has no lone surrogates because the host decoded it.
+  function utf8Bytes(text) {
+    const escaped = EncodeURIComponent(text);
+    const bytes = freshArray();
+    for (let i = 0; i < escaped.length; i++) {
+      if (escaped[i] === "%") {
+        push(bytes, NumberParseInt(ReflectApply(StringSlice, escaped, [i + 1, i + 3]), 16));
+        i += 2;
+      } else {
+        push(bytes, ReflectApply(StringCharCodeAt, escaped, [i]));
+      }
+    }
+    chargeBuffer(bytes.length);
+    return new Uint8ArrayCtor(bytes);
+  }
+
+  // The response's bytes as sent: the host adds `bodyBase64` when the text does not keep them.
+  function responseBytes(reply, body) {
+    if (reply.bodyBase64 === undefined) {
+      return utf8Bytes(body);
+    }
+    const encoded = StringCtor(reply.bodyBase64);
+    chargeBuffer(MathFloor(encoded.length * 3 / 4));
+    return ReflectApply(Uint8ArrayFromBase64, Uint8ArrayCtor, [encoded]);
+  }
+
+  // A Response-like object: status, statusText, ok, url, headers.get/has/entries, text(),
+  // json(), arrayBuffer() and bytes().
   function makeResponse(reply) {
     const body = StringCtor(reply.body);
     const headerMap = ObjectCreate(null);
@@ -197,6 +238,12 @@
       },
       json() {
         return new PromiseCtor((resolve) => resolve(JSONParse(body)));
+      },
+      arrayBuffer() {
+        return new PromiseCtor((resolve) => resolve(responseBytes(reply, body).buffer));
+      },
+      bytes() {
+        return new PromiseCtor((resolve) => resolve(responseBytes(reply, body)));
       },
     });
   }

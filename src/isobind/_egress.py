@@ -13,11 +13,13 @@ that is not allowed. The code receives the 3xx response and may fetch its
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -126,7 +128,10 @@ class EgressGateway:
             if str(name).lower() not in replaced
         }
         headers.update(rule.headers)
-        body = request.get("body")
+        try:
+            body = _request_body(request)
+        except ValueError as error:
+            return CallReply.failure("TypeError", str(error))
         url = str(request["url"])
         method = str(request["method"]).upper()
         try:
@@ -144,10 +149,10 @@ class EgressGateway:
             )
 
     async def _send(
-        self, origin: str, url: str, method: str, headers: dict[str, str], body: Any
+        self, origin: str, url: str, method: str, headers: dict[str, str], body: str | bytes | None
     ) -> CallReply:
         limit = self.policy.max_response_bytes
-        content = body.encode("utf-8") if isinstance(body, str) else None
+        content = body.encode("utf-8") if isinstance(body, str) else body
         request = self._client.build_request(method, url, headers=headers, content=content)
         # The origin was checked with urllib's parser; the request goes where httpx2's
         # parser says, so both must agree, or a crafted URL could reach another host.
@@ -176,13 +181,36 @@ class EgressGateway:
         finally:
             await response.aclose()
 
-        # NOTE: the body is decoded as text, so binary responses arrive damaged.
-        text = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
-        value = {
+        raw = b"".join(chunks)
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
+        value: dict[str, Any] = {
             "status": response.status_code,
             "statusText": response.reason_phrase,
             "url": url,
             "headers": dict(response.headers.items()),
             "body": text,
         }
-        return CallReply.success(json.dumps(self._redactor.scrub(value)))
+        value = cast(dict[str, Any], self._redactor.scrub(value))
+        if text.encode("utf-8") != raw:
+            # `arrayBuffer()` must return the bytes as sent, which the text does not keep.
+            # Viewed as Latin-1, each byte is one character, so the redactor finds an ASCII
+            # secret in binary data and replaces it with ASCII.
+            # NOTE: a secret with non-ASCII characters is not found in binary data.
+            scrubbed = self._redactor.scrub_text(raw.decode("latin-1")).encode("latin-1")
+            value["bodyBase64"] = base64.b64encode(scrubbed).decode("ascii")
+        return CallReply.success(json.dumps(value))
+
+
+def _request_body(request: Mapping[str, Any]) -> str | bytes | None:
+    """Return the body the code gave: text, the bytes of a buffer, or None.
+
+    Raises ValueError when the bytes of a buffer arrive as invalid base64.
+    """
+    encoded = request.get("bodyBase64")
+    if encoded is not None:
+        try:
+            return base64.b64decode(str(encoded), validate=True)
+        except binascii.Error as error:
+            raise ValueError("fetch: the request body is not valid base64") from error
+    body = request.get("body")
+    return body if isinstance(body, str) else None

@@ -9,7 +9,8 @@
 //   URLSearchParams              the application/x-www-form-urlencoded rules
 //   URL                          absolute and relative URLs, see the NOTE below
 //   DOMException                 the error type that atob and structuredClone throw
-// None of them reaches the host. They are evaluated before `_bootstrap.js`.
+// None of them reaches the host. They are evaluated after `_bootstrap.js`, so the
+// buffers they allocate go through its metered constructors.
 (function (globalObject) {
   "use strict";
 
