@@ -398,6 +398,9 @@ async def _serve_http(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((options.host, options.port))
+    # Listen before announcing the URL: a bound socket that is not listening yet
+    # refuses connections, and uvicorn would only listen once it has started.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{options.host}]" if family == socket.AF_INET6 else options.host
     url = f"http://{host}:{port}{options.path}"
