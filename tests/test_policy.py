@@ -13,10 +13,10 @@ from typing import Any
 import anyio
 import pytest
 
-from isobind import ConfigError, ExecutionResult, Toolbox, load_config
+from isobind import ApiError, ConfigError, ExecutionResult, Toolbox, load_config
 from isobind._approval import ApprovalRequest
 
-from .conftest import node_server, write_config
+from .conftest import TESTS, node_server, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -746,3 +746,93 @@ def test_rate_store_empty_path_rejected(tmp_path: Path) -> None:
         load_config(rate_config(tmp_path, ""))
     assert caught.value.key == "isobind.rateLimitStore"
     assert "rateLimitStore is empty" in str(caught.value)
+
+
+# --- Tool names that are not identifiers ----------------------------------------------
+
+
+def names_config(directory: Path, policy: dict[str, Any]) -> Path:
+    data = {
+        "mcpServers": {
+            "n": {"command": sys.executable, "args": [str(TESTS / "servers" / "names.py")]}
+        },
+        "isobind": {"timeout": 10, "servers": {"n": policy}},
+    }
+    return write_config(directory, data)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["delete-file", "delete_file", "delete_*", "delete-*"], ids=lambda p: p
+)
+async def test_deny_matches_api_name(tmp_path: Path, pattern: str) -> None:
+    config = names_config(tmp_path, {"deny": [pattern, "get-data"]})
+    async with Toolbox.from_config(config) as toolbox:
+        assert "delete_file" not in toolbox.declaration
+        result = await call(toolbox, 'tools.n.delete_file({path: "/etc/x"})')
+        name, message = result.result
+        assert name == "PermissionDeniedError"
+        assert "isobind.servers.n.deny" in message
+        assert not result.calls[0].ok
+
+
+# A pattern matches original names and API identifiers, so `get_data` denies both tools.
+@pytest.mark.parametrize(
+    ("denied", "survivor"),
+    [("get-data", "get_data"), ("get_data", None), ("get?data", None)],
+    ids=["dashed", "underscored", "glob"],
+)
+async def test_denied_clash_leaves_others_usable(
+    tmp_path: Path, denied: str, survivor: str | None
+) -> None:
+    config = names_config(tmp_path, {"deny": [denied]})
+    async with Toolbox.from_config(config) as toolbox:
+        result = await call(toolbox, 'tools.n.read_file({path: "a"})')
+        assert result.result == ["ok", {"result": "read-file a"}]
+        result = await call(toolbox, "tools.n.get_data({})")
+        if survivor is None:
+            assert "get_data" not in toolbox.declaration
+            assert result.result[0] == "PermissionDeniedError"
+        else:
+            assert result.result == ["ok", {"result": survivor}]
+
+
+async def test_allowed_clash_names_both_tools(tmp_path: Path) -> None:
+    config = names_config(tmp_path, {})
+    with pytest.raises(ApiError) as caught:
+        async with Toolbox.from_config(config):
+            pass
+    message = str(caught.value)
+    assert "get-data" in message
+    assert "get_data" in message
+    assert "Deny one of them" in message
+
+
+async def test_tools_entry_does_not_widen_allow(tmp_path: Path) -> None:
+    policy = {
+        "allow": ["read-*"],
+        "deny": ["get-data"],
+        "tools": {"*": {"arguments": {"path": {"pattern": "[a-z]+"}}}},
+    }
+    async with Toolbox.from_config(names_config(tmp_path, policy)) as toolbox:
+        assert "read_file" in toolbox.declaration
+        for absent in ("create_thing", "delete_file", "get_data"):
+            assert absent not in toolbox.declaration
+        result = await call(toolbox, "tools.n.create_thing({})")
+        name, message = result.result
+        assert name == "PermissionDeniedError"
+        assert "isobind.servers.n.allow" in message
+        result = await call(toolbox, 'tools.n.read_file({path: "A1"})')
+        name, message = result.result
+        assert name == "PermissionDeniedError"
+        assert "isobind.servers.n.tools.*.arguments.path.pattern" in message
+
+
+async def test_tools_keys_admit_without_allow(tmp_path: Path) -> None:
+    policy = {"deny": ["get_data"], "tools": {"read-file": {}, "create_*": {}}}
+    async with Toolbox.from_config(names_config(tmp_path, policy)) as toolbox:
+        result = await call(toolbox, 'tools.n.read_file({path: "a"})')
+        assert result.result == ["ok", {"result": "read-file a"}]
+        result = await call(toolbox, "tools.n.delete_file({path: 'a'})")
+        name, message = result.result
+        assert name == "PermissionDeniedError"
+        assert "isobind.servers.n.tools" in message

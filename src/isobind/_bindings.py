@@ -14,7 +14,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 
 import anyio
@@ -28,7 +27,7 @@ from ._egress import EGRESS_KEY, EgressGateway
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
 from ._json_tree import map_leaves
-from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules
+from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules, name_matches
 from ._redact import Scrubber
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
@@ -361,7 +360,7 @@ def _approval_rule(tool: ToolSpec, policy: ServerPolicy, *, approve_writes: bool
     """Return the key path of the first rule that requires approval of `tool`, or `None`."""
     prefix = f"isobind.servers.{tool.server}"
     for pattern in policy.approve:
-        if fnmatchcase(tool.name, pattern):
+        if name_matches(tool, pattern):
             return f"{prefix}.approve"
     for key, rule in matching_rules(tool, policy):
         if rule.approve:

@@ -14,8 +14,14 @@ the calls made before.
 
 A server's policy lists what is allowed ("deny by default") when its entry has an
 ``allow`` list or a ``tools`` map, or when ``isobind.defaultPolicy`` is ``"deny"``.
-Then a tool is callable only when its name matches an ``allow`` glob or a ``tools``
-key. Otherwise every tool that no other rule rejects is callable.
+Then a tool is callable only when its name matches an ``allow`` glob or, for an
+entry without ``allow``, a ``tools`` key. With ``allow`` present, ``tools`` entries
+only add constraints, so ``"*"`` under ``tools`` cannot widen the allow list.
+Otherwise every tool that no other rule rejects is callable.
+
+A glob matches a tool by its original name or by the identifier that the
+TypeScript API shows for it (``delete-file`` is also ``delete_file``), so that a
+pattern written from either view applies.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ._naming import to_identifier
 from ._tools import ToolSpec
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "check_arguments",
     "check_tool",
     "matching_rules",
+    "name_matches",
 ]
 
 
@@ -123,12 +131,17 @@ def _prefix(tool: ToolSpec) -> str:
     return f"isobind.servers.{tool.server}"
 
 
+def name_matches(tool: ToolSpec, pattern: str) -> bool:
+    """Return whether `pattern` matches the tool's original name or its API identifier."""
+    return fnmatchcase(tool.name, pattern) or fnmatchcase(to_identifier(tool.name), pattern)
+
+
 def matching_rules(tool: ToolSpec, policy: ServerPolicy) -> list[tuple[str, ToolRule]]:
     """Return each ``tools`` entry whose glob matches the tool name, with its key path."""
     return [
         (f"{_prefix(tool)}.tools.{pattern}", rule)
         for pattern, rule in policy.tools.items()
-        if fnmatchcase(tool.name, pattern)
+        if name_matches(tool, pattern)
     ]
 
 
@@ -143,21 +156,19 @@ def check_tool(tool: ToolSpec, policy: ServerPolicy) -> Denial | None:
     """
     prefix = _prefix(tool)
     for pattern in policy.deny:
-        if fnmatchcase(tool.name, pattern):
+        if name_matches(tool, pattern):
             return Denial(f"{prefix}.deny", f"the name matches the deny pattern {pattern!r}")
 
-    listed = policy.allow is not None or bool(policy.tools)
-    if policy.deny_by_default or listed:
-        allowed = any(fnmatchcase(tool.name, pattern) for pattern in policy.allow or ())
-        if not allowed and not matching_rules(tool, policy):
-            patterns = [*(policy.allow or ()), *policy.tools]
+    if policy.deny_by_default or policy.allow is not None or policy.tools:
+        # With an allow list, only it admits tools; `tools` keys admit only without one.
+        if policy.allow is not None:
+            patterns, rule = list(policy.allow), f"{prefix}.allow"
+        elif policy.tools:
+            patterns, rule = list(policy.tools), f"{prefix}.tools"
+        else:
+            patterns, rule = [], "isobind.defaultPolicy"
+        if not any(name_matches(tool, pattern) for pattern in patterns):
             shown = ", ".join(repr(pattern) for pattern in patterns) or "(none)"
-            if policy.allow is not None:
-                rule = f"{prefix}.allow"
-            elif policy.tools:
-                rule = f"{prefix}.tools"
-            else:
-                rule = "isobind.defaultPolicy"
             return Denial(rule, f"the name matches none of the allowed patterns {shown}")
 
     annotations = tool.annotations

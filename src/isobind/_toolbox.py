@@ -28,6 +28,7 @@ from ._errors import ApiError, ClosedError, ConfigError, UpstreamError
 from ._functions import FunctionTools
 from ._json_tree import map_leaves
 from ._log_scrub import scrub_credential_shapes
+from ._naming import to_identifier
 from ._oauth import ClientCredentialsAuth
 from ._policy import ServerPolicy, check_tool
 from ._pool import SandboxSettings, WorkerPool
@@ -221,8 +222,8 @@ class Toolbox:
             else:
                 tools.extend(source.list_tools())
         policies = self._policies()
-        api = render_api(tools)
         allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
+        api = render_api(_with_denied_bindings(tools, allowed))
         allowed_api = render_api(allowed, log_problems=False)
         # The problems of these schemas were logged by the first rendering.
         self._declaration = allowed_api.declaration
@@ -578,6 +579,27 @@ def well_formed_data(value: Any) -> Any:
 
 def _well_formed_leaf(leaf: object) -> object:
     return well_formed(leaf) if isinstance(leaf, str) else leaf
+
+
+def _with_denied_bindings(tools: list[ToolSpec], allowed: list[ToolSpec]) -> list[ToolSpec]:
+    """Return the allowed tools and every denied tool whose identifier is still free.
+
+    A denied tool keeps a binding so that calling it is a PermissionDeniedError, not
+    "not a function". One whose name maps to the identifier of an allowed tool, or
+    of a denied tool before it, is left out, so that a name clash can be fixed by
+    denying one of the two tools.
+    """
+    allowed_ids = {id(tool) for tool in allowed}
+    taken = {(tool.server, to_identifier(tool.name)) for tool in allowed}
+    bound = []
+    for tool in tools:
+        if id(tool) not in allowed_ids:
+            key = (tool.server, to_identifier(tool.name))
+            if key in taken:
+                continue
+            taken.add(key)
+        bound.append(tool)
+    return bound
 
 
 def _build_catalog(
