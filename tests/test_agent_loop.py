@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from rich.console import Console
 
 from isobind import FunctionTools, ModelError, Toolbox
 from isobind._agent import Agent, AgentLimits, system_prompt
 from isobind._codemode import format_execution
+from isobind._display import TerminalEvents, print_answer
 from isobind._providers import AnthropicProvider, OpenAIProvider, Provider
 
 from .model_servers import Kind, ScriptedModelServer, Turn
@@ -254,3 +257,25 @@ async def test_repeated_tool_name_chunks_accepted(toolbox: Toolbox) -> None:
     run = result.runs[0].result
     assert run is not None
     assert run.result == 2
+
+
+async def test_terminal_output_escapes_control_characters(toolbox: Toolbox) -> None:
+    title = "\x1b]0;PWNED\x07"
+    turns = [
+        Turn.code(f"console.log({json.dumps(title)}); throw new Error({json.dumps(title)});"),
+        Turn(calls=[("get_weather", {"city": "Oslo"})]),
+        Turn(text=f"answer {title}"),
+    ]
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=False, width=200)
+    with ScriptedModelServer("openai", turns) as server:
+        provider = provider_for("openai", server)
+        events = TerminalEvents(console)
+        result = await Agent(toolbox, provider, events=events).run("anything")
+        await provider.aclose()
+    print_answer(console, console, result)
+    text = output.getvalue()
+    assert "PWNED" in text
+    assert "\x1b]0;" not in text
+    assert "\x07" not in text
+    assert "1 code runs, 1 rejected tool calls" in text

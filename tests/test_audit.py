@@ -194,6 +194,53 @@ async def test_show_table_and_timeline(toolbox: Toolbox) -> None:
     assert "no execution" in missing.stderr
 
 
+async def test_show_escapes_control_characters(toolbox: Toolbox) -> None:
+    code = (
+        'throw Object.assign(new Error("\\u001b[2Jwiped\\u001b]8;;http://x\\u0007link"),'
+        ' {name: "\\u001b[31mRED"});'
+    )
+    result = await toolbox.execute(code)
+    assert result.error is not None
+    table = run_cli("audit", "show", str(audit_path(toolbox)))
+    assert table.exit_code == 0, table.stderr
+    assert "\x1b" not in table.stdout
+    assert "\x07" not in table.stdout
+    assert "\\x1b[31mRED" in table.stdout
+
+
+def test_show_rejects_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "random.jsonl"
+    path.write_bytes(bytes(range(128, 256)) * 10)
+    shown = run_cli("audit", "show", str(path))
+    assert shown.exit_code == 2
+    assert "is not UTF-8" in shown.stderr
+    assert "Traceback" not in shown.stderr
+
+
+async def test_show_warns_of_broken_chain(toolbox: Toolbox) -> None:
+    first = await toolbox.execute("return await tools.math.add({a: 1, b: 1})")
+    await toolbox.execute("return 1")
+    path = audit_path(toolbox)
+    lines = read_lines(path)
+    # Only a line with a line after it can be checked: the next line's `prev` covers it.
+    index = next(
+        number
+        for number, line in enumerate(lines)
+        if json.loads(line).get("executionId") == first.execution_id
+        and json.loads(line)["type"] == "execution"
+    )
+    record = json.loads(lines[index])
+    record["calls"] = "notalist"
+    lines[index] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shown = run_cli("audit", "show", str(path))
+    assert shown.exit_code == 0, shown.stderr
+    assert "warning:" in shown.stderr
+    assert "altered" in shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if record["executionId"] in line)
+    assert "8" not in row.split("│")[4]
+
+
 async def test_spans_for_execution_and_calls(
     toolbox: Toolbox, exporter: InMemorySpanExporter
 ) -> None:

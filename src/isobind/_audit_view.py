@@ -9,6 +9,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from ._terminal import printable
+
 __all__ = ["calls_timeline", "executions_table"]
 
 _INPUT_CHARS = 60
@@ -19,8 +21,24 @@ def _outcome(record: dict[str, Any]) -> Text:
         return Text("dry run", style="yellow")
     if record.get("ok"):
         return Text("ok", style="green")
-    error = record.get("error") or {}
-    return Text(str(error.get("name", "failed")), style="red")
+    error = _mapping(record.get("error"))
+    return Text(printable(str(error.get("name", "failed"))), style="red")
+
+
+def _cell(value: Any, limit: int = 80) -> Text:
+    return Text(printable(str(value))[:limit])
+
+
+def _count(value: Any) -> str:
+    return str(len(value)) if isinstance(value, list) else ""
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _milliseconds_value(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _milliseconds(value: Any) -> str:
@@ -35,15 +53,15 @@ def executions_table(records: Iterable[dict[str, Any]]) -> Table:
     for record in records:
         if record.get("type") != "execution":
             continue
-        error = record.get("error") or {}
-        timings = record.get("timings") or {}
+        error = _mapping(record.get("error"))
+        timings = _mapping(record.get("timings"))
         table.add_row(
-            str(record.get("startedAt", "")),
-            str(record.get("executionId", "")),
+            _cell(record.get("startedAt", "")),
+            _cell(record.get("executionId", "")),
             _outcome(record),
-            str(len(record.get("calls") or [])),
+            _count(record.get("calls")),
             _milliseconds(timings.get("durationMs")),
-            Text(str(error.get("message", ""))[:80]),
+            _cell(error.get("message", "")),
         )
     return table
 
@@ -55,21 +73,21 @@ def calls_timeline(records: Iterable[dict[str, Any]], execution_id: str) -> Tabl
         for record in records
         if record.get("type") == "call" and record.get("executionId") == execution_id
     ]
-    calls.sort(key=lambda record: record.get("startMs") or 0)
+    calls.sort(key=lambda record: _milliseconds_value(record.get("startMs")))
     table = Table(title=f"execution {execution_id}")
     for column in ("start ms", "ms", "tool", "input", "outcome", "error"):
         table.add_column(column, justify="right" if column.endswith("ms") else "left")
     for record in calls:
-        error = record.get("error") or {}
-        shown = json.dumps(record.get("input"), ensure_ascii=False)
+        error = _mapping(record.get("error"))
+        shown = printable(json.dumps(record.get("input"), ensure_ascii=False))
         if len(shown) > _INPUT_CHARS:
             shown = shown[:_INPUT_CHARS] + "..."
         table.add_row(
             _milliseconds(record.get("startMs")),
             _milliseconds(record.get("durationMs")),
-            Text(f"{record.get('server')}.{record.get('tool')}"),
+            _cell(f"{record.get('server')}.{record.get('tool')}"),
             Text(shown),
             _outcome(record),
-            Text(str(error.get("message", ""))[:80]),
+            _cell(error.get("message", "")),
         )
     return table

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +32,7 @@ from ._result import ExecutionResult
 from ._sandbox import Limits
 from ._search import DETAILS
 from ._server import ServeOptions, serve
+from ._terminal import printable
 from ._toolbox import Toolbox
 
 __all__ = ["app", "main"]
@@ -225,14 +225,6 @@ def exec_command(
     raise typer.Exit(0 if result.ok else EXIT_CODE_FAILED)
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _printable(text: str) -> str:
-    """Show control characters (terminal escape sequences among them) as escapes."""
-    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
-
-
 def _open_answers(*, from_stdin: bool) -> TextIO | None:
     """Return where approval answers are read: stdin, or the terminal when stdin has code."""
     if not from_stdin:
@@ -247,7 +239,7 @@ def _open_answers(*, from_stdin: bool) -> TextIO | None:
 def _print_human(result: ExecutionResult) -> None:
     for entry in result.logs:
         console = _err if entry.level in ("warn", "error") else _out
-        console.print(_printable(entry.message), markup=False)
+        console.print(printable(entry.message), markup=False)
     if result.logs_dropped:
         _err.print(f"({result.logs_dropped} console messages dropped: output limit)")
     if result.dry_run:
@@ -258,12 +250,12 @@ def _print_human(result: ExecutionResult) -> None:
     if result.error is not None:
         error = result.error
         where = f" at line {error.line}, column {error.column}" if error.line else ""
-        headline = _printable(f"{error.name}{where}: {error.message}")
+        headline = printable(f"{error.name}{where}: {error.message}")
         _err.print(headline, markup=False, style="bold red")
         if error.stack:
             frames = [line for line in error.stack.splitlines() if line.lstrip().startswith("at ")]
             for frame in frames:
-                _err.print(_printable(frame), markup=False)
+                _err.print(printable(frame), markup=False)
         return
     if result.result is not None:
         _out.print_json(data=result.result)
@@ -499,11 +491,29 @@ def audit_show(
         ),
     ] = None,
 ) -> None:
-    """Print FILE as a table of executions, or one execution as a timeline of its calls."""
+    """Print FILE as a table of executions, or one execution as a timeline of its calls.
+
+    The hash chain is checked first; a broken chain is reported on stderr, and the
+    records are still shown.
+    """
     try:
         records = list(read_records(file))
     except OSError as error:
         raise _fail_setup(OSError(f"cannot read {file}: {error.strerror or error}")) from error
+    except UnicodeDecodeError as error:
+        raise _fail_setup(
+            ValueError(
+                f"cannot read {file}: byte {error.start} is not UTF-8, so this is not an "
+                "audit log written by isobind"
+            )
+        ) from error
+    try:
+        verify_log(file)
+    except ChainError as error:
+        _err.print(
+            printable(f"warning: {file}: {error}. The records may have been altered."),
+            markup=False,
+        )
     if execution is None:
         _out.print(executions_table(records))
         return

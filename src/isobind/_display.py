@@ -13,6 +13,7 @@ from rich.text import Text
 from ._agent import AgentEvents, AgentResult, CodeRun
 from ._providers import ModelResponse
 from ._result import CallRecord
+from ._terminal import printable
 
 __all__ = ["TerminalEvents", "print_answer"]
 
@@ -28,7 +29,7 @@ class TerminalEvents(AgentEvents):
         self._in_text = False
 
     def model_text(self, delta: str) -> None:
-        self.console.print(delta, end="", markup=False, highlight=False)
+        self.console.print(printable(delta), end="", markup=False, highlight=False)
         self._in_text = True
 
     def model_turn(self, response: ModelResponse) -> None:
@@ -37,47 +38,51 @@ class TerminalEvents(AgentEvents):
             self._in_text = False
 
     def run_started(self, code: str) -> None:
-        syntax = Syntax(code, "typescript", line_numbers=True, word_wrap=True)
+        syntax = Syntax(printable(code), "typescript", line_numbers=True, word_wrap=True)
         self.console.print(Panel(syntax, title="code run", title_align="left", expand=False))
 
     def tool_call(self, record: CallRecord) -> None:
         line = Text("  → ", style="dim")
-        line.append(f"{record.server}.{record.tool}", style="cyan")
+        line.append(printable(f"{record.server}.{record.tool}"), style="cyan")
         line.append(f"({_preview(record.input)})")
         if record.ok:
             line.append(f" ok, {record.duration_ms:.0f} ms", style="green")
         else:
             error = record.error or {}
-            line.append(f" {error.get('name', 'error')}: {error.get('message', '')}", style="red")
+            failure = f" {error.get('name', 'error')}: {error.get('message', '')}"
+            line.append(printable(failure), style="red")
         self.console.print(line)
 
     def run_finished(self, run: CodeRun) -> None:
         result = run.result
         if result is None:
-            self.console.print(Text(run.feedback, style="red"))
+            self.console.print(Text(printable(run.feedback), style="red"))
             return
         for entry in result.logs:
-            self.console.print(Text(f"  console.{entry.level}: {entry.message}", style="dim"))
+            message = printable(f"  console.{entry.level}: {entry.message}")
+            self.console.print(Text(message, style="dim"))
         if result.error is None:
             summary = Text("  returned ", style="green")
             summary.append(_preview(result.result), style="default")
         else:
             error = result.error
             where = f" at line {error.line}" if error.line else ""
-            summary = Text(f"  {error.name}{where}: {error.message}", style="bold red")
+            summary = Text(printable(f"  {error.name}{where}: {error.message}"), style="bold red")
         self.console.print(summary)
 
 
 def print_answer(console: Console, status_console: Console, result: AgentResult) -> None:
     """Print the answer to `console` and a summary of the session to `status_console`."""
     usage = result.usage
-    summary = (
-        f"{result.status}: {result.turns} model turns, {len(result.runs)} code runs, "
-        f"{usage.input_tokens} input and {usage.output_tokens} output tokens"
-    )
+    executed = sum(run.result is not None for run in result.runs)
+    rejected = len(result.runs) - executed
+    summary = f"{result.status}: {result.turns} model turns, {executed} code runs, "
+    if rejected:
+        summary += f"{rejected} rejected tool calls, "
+    summary += f"{usage.input_tokens} input and {usage.output_tokens} output tokens"
     status_console.print(Rule(summary, style="dim"))
     if result.answer is not None:
-        console.print(result.answer, markup=False, highlight=False)
+        console.print(printable(result.answer), markup=False, highlight=False)
     elif result.status == "max_turns":
         status_console.print("No answer: the model used every turn; raise --max-turns.")
     else:
@@ -85,7 +90,7 @@ def print_answer(console: Console, status_console: Console, result: AgentResult)
 
 
 def _preview(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = printable(json.dumps(value, ensure_ascii=False))
     if len(text) > _PREVIEW_CHARS:
         return f"{text[:_PREVIEW_CHARS]}…"
     return text
