@@ -236,6 +236,34 @@ async def test_log_messages_filtered_and_scrubbed(
     assert "info" in api_levels
 
 
+async def test_log_flood_rate_limited(config: Path) -> None:
+    inbox = Inbox()
+    marker = f"flood-{label()}"
+    lines = 400
+
+    def received() -> list[str]:
+        return [text for text in inbox.log_texts() if marker in text]
+
+    async with open_session("stdio", config, inbox=inbox) as session:
+        await set_level(session, "debug")
+        written = await run_code(
+            session,
+            f"return await tools.control.write_stderr({{lines: {lines}, text: '{marker}'}});",
+        )
+        assert written.is_error is False
+        await inbox.wait_for(
+            lambda: any("log messages: isobind sends" in text for text in inbox.log_texts())
+        )
+
+    reports = [text for text in inbox.log_texts() if "log messages: isobind sends" in text]
+    dropped = sum(int(text.split()[1]) for text in reports)
+    # 50 at once, then 10 a second: the flood takes well under a second to
+    # write, so at most a few more than 50 lines get through.
+    assert 50 <= len(received()) < 100
+    assert dropped > 0
+    assert len(received()) + dropped >= lines
+
+
 def audit_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
