@@ -20,11 +20,19 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp import ClientSession
+from mcp import Client, ClientSession, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 
 from .conftest import LEAKY_TOKEN, TESTS, write_config
-from .serving import http_server, http_session, serve_config, stdio_session, wait_for_file
+from .serving import (
+    http_server,
+    http_session,
+    serve_command,
+    serve_config,
+    stdio_session,
+    wait_for_file,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -198,6 +206,30 @@ async def test_subscribers_told_of_api_changes(transport: str, config: Path) -> 
         await inbox.wait_for(lambda: inbox.updated.count(control) == 2)
 
     assert inbox.updated == [API, control, control]
+
+
+async def test_listeners_told_of_api_changes(config: Path) -> None:
+    """A client on protocol 2026-07-28 hears of API changes on a `subscriptions/listen` stream."""
+    command = serve_command(config)
+    params = StdioServerParameters(command=command[0], args=command[1:])
+    control = "isobind://api/control.d.ts"
+    updated: list[str] = []
+    async with Client(params) as client:
+        assert client.protocol_version == "2026-07-28"
+        async with client.listen(resource_subscriptions=[API, control]) as subscription:
+            tool = f"d_{label()}"
+            added = await client.call_tool(
+                "run_code", {"code": f"return await tools.control.add_tool({{name: '{tool}'}});"}
+            )
+            assert added.is_error is False
+            with anyio.fail_after(30):
+                async for event in subscription:
+                    assert isinstance(event, ResourceUpdated)
+                    updated.append(event.uri)
+                    if {API, control} <= set(updated):
+                        break
+
+    assert sorted(updated) == [API, control]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

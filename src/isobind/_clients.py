@@ -7,14 +7,16 @@ connection's first request. It sends, on each connection's standalone stream:
   (server restarts and failures, upstream stderr lines, API rebuilds) at or
   above the level the client set with `logging/setLevel` (`warning` until it
   does). The text is scrubbed of secrets and credential shapes again before
-  it leaves, and at most `_LOG_BURST` messages go out at once, then
-  `_LOG_RATE` a second; the rest are counted and reported as dropped.
+  it leaves. At most `_LOG_BURST` messages go out at once, then `_LOG_RATE`
+  a second, and the rest are counted and reported as dropped.
 - `notifications/resources/updated` for each subscribed resource whose text
   changed when the API was rebuilt.
 
 Only connections on the handshake protocol versions (2025-11-25 and earlier)
 get these. On 2026-07-28 connections `logging/setLevel` and
-`resources/subscribe` do not exist and log delivery is scoped to a request.
+`resources/subscribe` do not exist and log delivery is scoped to a request;
+there, resource updates go out as `ResourceUpdated` events on the MCP
+server's subscription bus, to clients that listen for those URIs.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import hashlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
@@ -50,8 +53,8 @@ RELAYED_LOGGERS: Mapping[str, str] = {
 }
 """Python loggers whose records reach clients, with the logger name clients see."""
 
-# A person reads these in a client's log view; more than 10 lines a second
-# cannot be read anyway, and a burst of 50 covers a server's start-up banner.
+# A person reads these in a client's log view, where more than 10 lines a
+# second cannot be read. A burst of 50 covers a server's start-up banner.
 _LOG_RATE = 10.0
 _LOG_BURST = 50.0
 _QUEUE_SIZE = 1000
@@ -83,7 +86,7 @@ def _digest(text: str) -> str:
 class _ClientState:
     level: types.LoggingLevel = DEFAULT_LEVEL
     subscriptions: dict[str, str | None] = field(default_factory=dict)
-    """Subscribed URI -> digest of the text the client was last told about."""
+    """Subscribed URI -> digest of its text at subscription or at the last update sent."""
 
 
 ResourceRenderer = Callable[[str], str | None]
@@ -93,9 +96,25 @@ ResourceRenderer = Callable[[str], str | None]
 class ClientHub:
     """Tracks connected MCP clients and sends them log and resource notifications."""
 
-    def __init__(self, render: ResourceRenderer, scrub: Callable[[str], str]):
+    def __init__(
+        self,
+        render: ResourceRenderer,
+        scrub: Callable[[str], str],
+        *,
+        resources: Callable[[], Iterable[str]] = tuple,
+        bus: SubscriptionBus | None = None,
+    ):
+        """Set up the hub; nothing is sent until `running()`.
+
+        `render` returns a resource's text, `scrub` cleans log text of secrets,
+        and `resources` lists the URIs whose changes are published on `bus`.
+        """
         self._render = render
         self._scrub = scrub
+        self._resources = resources
+        self._bus = bus
+        self._published: dict[str, str] = {}
+        self._publishing: set[asyncio.Task[None]] = set()
         self._clients: weakref.WeakKeyDictionary[Connection, _ClientState] = (
             weakref.WeakKeyDictionary()
         )
@@ -108,6 +127,11 @@ class ClientHub:
         self._dropped_report: asyncio.TimerHandle | None = None
         self._dropped_sends = 0
 
+    @property
+    def bus(self) -> SubscriptionBus | None:
+        """The bus that feeds `subscriptions/listen` streams (protocol 2026-07-28)."""
+        return self._bus
+
     # Request handlers and middleware, registered on the MCP server.
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
@@ -119,7 +143,8 @@ class ClientHub:
         self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> types.EmptyResult:
         self._state(ctx).level = params.level
-        logger.info("a client set its log level to %s", params.level)
+        session_id = ctx.session._connection.session_id or "stdio"
+        logger.info("client session %s set its log level to %s", session_id, params.level)
         return types.EmptyResult()
 
     async def subscribe(
@@ -164,6 +189,30 @@ class ClientHub:
                     continue
                 state.subscriptions[uri] = current
                 self._enqueue(connection, "notifications/resources/updated", {"uri": uri})
+        self._publish_changes()
+
+    def _digests(self) -> dict[str, str]:
+        digests = {}
+        for uri in self._resources():
+            text = self._render(uri)
+            if text is not None:
+                digests[uri] = _digest(text)
+        return digests
+
+    def _publish_changes(self) -> None:
+        if self._bus is None:
+            return
+        current = self._digests()
+        changed = sorted(
+            uri
+            for uri in current.keys() | self._published.keys()
+            if current.get(uri) != self._published.get(uri)
+        )
+        self._published = current
+        for uri in changed:
+            task = asyncio.get_running_loop().create_task(self._bus.publish(ResourceUpdated(uri)))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
 
     def log(
         self, level: types.LoggingLevel, logger_name: str, text: str, *, limited: bool = True
@@ -246,6 +295,7 @@ class ClientHub:
     async def running(self) -> AsyncIterator[None]:
         """Send queued notifications, and relay log records to clients, inside the block."""
         sender = asyncio.create_task(self._send_queued(), name="isobind-client-notifications")
+        self._published = self._digests()
         try:
             with relay_logs(self):
                 yield
