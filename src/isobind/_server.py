@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field
 
@@ -165,7 +166,16 @@ def new_client_hub(toolbox: Toolbox) -> ClientHub:
     def scrub(text: str) -> str:
         return scrub_credential_shapes(toolbox.redactor.scrub_text(text))
 
-    return ClientHub(lambda uri: render_resource(toolbox, uri), scrub)
+    def resources() -> list[str]:
+        servers = [SERVER_API_TEMPLATE.format(server=name) for name in _server_ids(toolbox)]
+        return [API_RESOURCE_URI, *servers]
+
+    return ClientHub(
+        lambda uri: render_resource(toolbox, uri),
+        scrub,
+        resources=resources,
+        bus=InMemorySubscriptionBus(),
+    )
 
 
 def render_resource(toolbox: Toolbox, uri: str) -> str | None:
@@ -206,6 +216,7 @@ def build_server(
         "isobind",
         instructions=_INSTRUCTIONS,
         log_level="WARNING",
+        subscriptions=clients.bus,
     )
     server.middleware.append(clients.middleware)
     # NOTE: MCPServer (mcp 2.3) has no typed public way to serve these four
@@ -541,6 +552,9 @@ async def _serve_http(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((options.host, options.port))
+    # Listen before announcing the URL, so that a client connecting at once
+    # waits in the backlog until uvicorn accepts instead of being refused.
+    sock.listen(socket.SOMAXCONN)
     port = sock.getsockname()[1]
     host = f"[{options.host}]" if family == socket.AF_INET6 else options.host
     url = f"http://{host}:{port}{options.path}"
