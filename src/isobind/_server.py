@@ -7,11 +7,12 @@ prompt `code_mode` explains how to write code for it. The template
 `isobind://api/{server}.d.ts` gives the declarations of one server's tools.
 
 Clients on the handshake protocol versions may set a log level and subscribe
-to these resources; `ClientHub` sends them upstream restarts, stderr lines
+to these resources. `ClientHub` sends them upstream restarts, stderr lines
 and API rebuilds as log messages, and `notifications/resources/updated` when
-a subscribed resource's text changes. The listed tools, resources, templates
-and prompts, and the tool descriptions, never change, so the server sends no
-`list_changed` notifications and advertises none.
+a subscribed resource's text changes; clients on 2026-07-28 get the updates
+on their `subscriptions/listen` streams. The listed tools, resources,
+templates and prompts, and the tool descriptions, never change, so the
+server sends no `list_changed` notifications.
 
 Every client shares one `Toolbox`, so upstream sessions are opened once and
 each run gets its own V8 isolate. A run ends early when its request is
@@ -218,23 +219,7 @@ def build_server(
         log_level="WARNING",
         subscriptions=clients.bus,
     )
-    server.middleware.append(clients.middleware)
-    # NOTE: MCPServer (mcp 2.3) has no typed public way to serve these four
-    # methods, so they go to its low-level server, which also derives the
-    # `logging`, `completions` and `resources.subscribe` capabilities from them.
-    lowlevel = server._lowlevel_server
-    lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, clients.set_level)
-    lowlevel.add_request_handler(
-        "resources/subscribe", types.SubscribeRequestParams, clients.subscribe
-    )
-    lowlevel.add_request_handler(
-        "resources/unsubscribe", types.UnsubscribeRequestParams, clients.unsubscribe
-    )
-
-    async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return types.CompleteResult(completion=_complete(toolbox, params.ref, params.argument))
-
-    lowlevel.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
+    _serve_client_requests(server, clients, toolbox)
     read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(name="run_code", description=_RUN_CODE_DESCRIPTION)
@@ -388,6 +373,27 @@ class _ProgressReporter:
             # A client that went away makes the send fail; the run's own
             # cancellation, not this report, ends the run.
             logger.debug("could not send a progress notification", exc_info=True)
+
+
+def _serve_client_requests(server: MCPServer[Any], clients: ClientHub, toolbox: Toolbox) -> None:
+    """Route log level, subscription and completion requests to `clients` and `_complete`."""
+    server.middleware.append(clients.middleware)
+    # NOTE: MCPServer (mcp 2.3) has no typed public way to serve these four
+    # methods, so they go to its low-level server, which also derives the
+    # `logging`, `completions` and `resources.subscribe` capabilities from them.
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, clients.set_level)
+    lowlevel.add_request_handler(
+        "resources/subscribe", types.SubscribeRequestParams, clients.subscribe
+    )
+    lowlevel.add_request_handler(
+        "resources/unsubscribe", types.UnsubscribeRequestParams, clients.unsubscribe
+    )
+
+    async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return types.CompleteResult(completion=_complete(toolbox, params.ref, params.argument))
+
+    lowlevel.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
 
 
 def _complete(
