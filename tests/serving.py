@@ -48,11 +48,17 @@ def serve_command(config: Path, *args: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def stdio_session(config: Path, *extra: str) -> AsyncIterator[ClientSession]:
-    """Start `isobind serve` over stdio and open an initialised client session to it."""
+async def stdio_session(config: Path, *extra: str, **options: Any) -> AsyncIterator[ClientSession]:
+    """Start `isobind serve` over stdio and open an initialised client session to it.
+
+    `options` go to `ClientSession`, e.g. `message_handler` or `logging_callback`.
+    """
     command = serve_command(config, *extra)
     params = StdioServerParameters(command=command[0], args=command[1:])
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write, **options) as session,
+    ):
         with anyio.fail_after(60):
             await session.initialize()
         yield session
@@ -119,14 +125,16 @@ def http_server(config: Path, *extra: str, token: str | None = TOKEN) -> Iterato
 
 
 @contextlib.asynccontextmanager
-async def http_session(url: str, token: str | None = TOKEN) -> AsyncIterator[ClientSession]:
-    """Open an initialised client session over streamable HTTP."""
+async def http_session(
+    url: str, token: str | None = TOKEN, **options: Any
+) -> AsyncIterator[ClientSession]:
+    """Open an initialised client session over streamable HTTP; `options` go to `ClientSession`."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=120.0))
     async with (
         client,
         streamable_http_client(url, http_client=client) as (read, write),
-        ClientSession(read, write) as session,
+        ClientSession(read, write, **options) as session,
     ):
         with anyio.fail_after(30):
             await session.initialize()

@@ -123,4 +123,5 @@ def test_conformance_suite_passes_baseline(http: HttpServer, tmp_path: Path) -> 
     assert completed.returncode == 0, summary or completed.stderr
     assert "✓ server-initialize" in summary
     assert "✓ tools-list" in summary
+    assert "✓ logging-set-level" in summary
     assert "✓ dns-rebinding-protection" in summary

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
+
 from ._errors import ClosedError, SandboxError
 from ._lockdown import LockdownReport
 from ._protocol import ProtocolError, encode_frame, read_frame
@@ -233,7 +235,11 @@ class WorkerPool:
             if calls:
                 # Let the cancelled calls record themselves before the result is
                 # built; each ends at its next await, so 5 s is a generous bound.
-                await asyncio.shield(asyncio.wait(calls, timeout=5))
+                # An anyio cancel scope (the MCP server's request scope) cancels
+                # every await inside it again, so asyncio.shield alone would not
+                # wait here.
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait(calls, timeout=5)
 
     async def _pick(self) -> _Worker:
         if self._closed:

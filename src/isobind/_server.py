@@ -3,7 +3,16 @@
 Clients see a handful of tools: `run_code` runs TypeScript against `tools.*`,
 and `list_servers`, `search_tools` and `describe_tools` load the API a piece at
 a time. The whole TypeScript API is the resource `isobind://api.d.ts`, and the
-prompt `code_mode` explains how to write code for it.
+prompt `code_mode` explains how to write code for it. The template
+`isobind://api/{server}.d.ts` gives the declarations of one server's tools.
+
+Clients on the handshake protocol versions may set a log level and subscribe
+to these resources. `ClientHub` sends them upstream restarts, stderr lines
+and API rebuilds as log messages, and `notifications/resources/updated` when
+a subscribed resource's text changes; clients on 2026-07-28 get the updates
+on their `subscriptions/listen` streams. The listed tools, resources,
+templates and prompts, and the tool descriptions, never change, so the
+server sends no `list_changed` notifications.
 
 Every client shares one `Toolbox`, so upstream sessions are opened once and
 each run gets its own V8 isolate. A run ends early when its request is
@@ -17,6 +26,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -25,18 +35,33 @@ from typing import Annotated, Any, Literal
 
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field
 
+from ._clients import ClientHub
 from ._format import render_run_text, run_to_structured
+from ._log_scrub import scrub_credential_shapes
 from ._result import CallRecord
 from ._toolbox import Toolbox
 
-__all__ = ["API_RESOURCE_URI", "RunOutput", "ServeOptions", "build_server", "serve"]
+__all__ = [
+    "API_RESOURCE_URI",
+    "SERVER_API_TEMPLATE",
+    "RunOutput",
+    "ServeOptions",
+    "build_server",
+    "serve",
+]
 
 logger = logging.getLogger(__name__)
 
 API_RESOURCE_URI = "isobind://api.d.ts"
+SERVER_API_TEMPLATE = "isobind://api/{server}.d.ts"
+_SERVER_API_URI = re.compile(r"isobind://api/([^/]+)\.d\.ts")
+# An MCP completion result contains at most 100 values.
+_MAX_COMPLETIONS = 100
 
 _INSTRUCTIONS = (
     "Do the task by writing TypeScript for run_code: it calls the tools of several MCP servers "
@@ -136,20 +161,65 @@ class ServeOptions:
     """Runs executing at once, over all clients; later runs wait for a free slot."""
 
 
+def new_client_hub(toolbox: Toolbox) -> ClientHub:
+    """Create the `ClientHub` for `toolbox`, with its resources and its secret scrubbing."""
+
+    def scrub(text: str) -> str:
+        return scrub_credential_shapes(toolbox.redactor.scrub_text(text))
+
+    def resources() -> list[str]:
+        servers = [SERVER_API_TEMPLATE.format(server=name) for name in _server_ids(toolbox)]
+        return [API_RESOURCE_URI, *servers]
+
+    return ClientHub(
+        lambda uri: render_resource(toolbox, uri),
+        scrub,
+        resources=resources,
+        bus=InMemorySubscriptionBus(),
+    )
+
+
+def render_resource(toolbox: Toolbox, uri: str) -> str | None:
+    """Return the text of the API resource `uri`, or `None` when there is no such resource."""
+    if uri == API_RESOURCE_URI:
+        return toolbox.declaration
+    match = _SERVER_API_URI.fullmatch(uri)
+    if match is None:
+        return None
+    return _server_declaration(toolbox, match.group(1))
+
+
+def _server_declaration(toolbox: Toolbox, server: str) -> str | None:
+    names = [f"{owner}.{tool}" for owner, tool in toolbox.callable_tools if owner == server]
+    if not names:
+        return None
+    return toolbox.describe_tools(names)
+
+
 def build_server(
-    toolbox: Toolbox, *, progress_interval: float = 1.0, max_runs: int = 32
+    toolbox: Toolbox,
+    clients: ClientHub | None = None,
+    *,
+    progress_interval: float = 1.0,
+    max_runs: int = 32,
 ) -> MCPServer[Any]:
     """Build the MCP server that fronts the open `toolbox`.
 
     At most `max_runs` runs execute at once, because each holds a V8 isolate
-    with its own memory limit.
+    with its own memory limit. `clients` (default: a new hub) receives the
+    log level and subscription requests; its notifications go out only
+    inside `ClientHub.running()`.
     """
+    if clients is None:
+        clients = new_client_hub(toolbox)
     slots = asyncio.Semaphore(max_runs)
     server: MCPServer[Any] = MCPServer(
         "isobind",
         instructions=_INSTRUCTIONS,
         log_level="WARNING",
+        subscriptions=clients.bus,
     )
+    _serve_client_requests(server, clients, toolbox)
     read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(name="run_code", description=_RUN_CODE_DESCRIPTION)
@@ -209,6 +279,22 @@ def build_server(
     def api_declaration() -> str:
         return toolbox.declaration
 
+    @server.resource(
+        SERVER_API_TEMPLATE,
+        name="server-api",
+        title="TypeScript API of one server",
+        description="Declarations of the tools of `tools.<server>`, with the types they use.",
+        mime_type="text/x-typescript",
+    )
+    def server_api(server: str) -> str:
+        text = _server_declaration(toolbox, server)
+        if text is None:
+            servers = ", ".join(_server_ids(toolbox)) or "none"
+            raise ResourceNotFoundError(
+                f"no server {server!r} with callable tools; the servers are: {servers}"
+            )
+        return text
+
     @server.prompt(
         name="code_mode",
         description="How to do a task by writing code for run_code.",
@@ -232,8 +318,7 @@ async def _run_code(
     try:
         result = await toolbox.execute(code, on_call=reporter.call_done)
     except asyncio.CancelledError:
-        # NOTE: a cancelled run writes no audit record, although the calls it
-        # finished before the cancellation reached their servers.
+        # The toolbox has written the audit record of the cancelled run.
         logger.info("run cancelled by the client after %.3f s", time.monotonic() - started)
         raise
     finally:
@@ -288,6 +373,78 @@ class _ProgressReporter:
             # A client that went away makes the send fail; the run's own
             # cancellation, not this report, ends the run.
             logger.debug("could not send a progress notification", exc_info=True)
+
+
+def _serve_client_requests(server: MCPServer[Any], clients: ClientHub, toolbox: Toolbox) -> None:
+    """Route log level, subscription and completion requests to `clients` and `_complete`."""
+    server.middleware.append(clients.middleware)
+    # NOTE: MCPServer (mcp 2.3) has no typed public way to serve these four
+    # methods, so they go to its low-level server, which also derives the
+    # `logging`, `completions` and `resources.subscribe` capabilities from them.
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, clients.set_level)
+    lowlevel.add_request_handler(
+        "resources/subscribe", types.SubscribeRequestParams, clients.subscribe
+    )
+    lowlevel.add_request_handler(
+        "resources/unsubscribe", types.UnsubscribeRequestParams, clients.unsubscribe
+    )
+
+    async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+        return types.CompleteResult(completion=_complete(toolbox, params.ref, params.argument))
+
+    lowlevel.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
+
+
+def _complete(
+    toolbox: Toolbox,
+    ref: types.PromptReference | types.ResourceTemplateReference,
+    argument: types.CompletionArgument,
+) -> types.Completion:
+    """Complete a server name in the server API template, or a tool name in a `code_mode` task.
+
+    The task is free text, so only its last word is completed, and only once
+    it starts a tool name: `tools.fo` or `fo` becomes `tools.forecast.get_forecast`.
+    """
+    if isinstance(ref, types.ResourceTemplateReference) and ref.uri == SERVER_API_TEMPLATE:
+        if argument.name == "server":
+            found = [name for name in _server_ids(toolbox) if name.startswith(argument.value)]
+            return _completion(found)
+    elif isinstance(ref, types.PromptReference) and ref.name == "code_mode":
+        if argument.name == "task":
+            return _complete_task(toolbox, argument.value)
+    else:
+        raise MCPError(
+            code=types.INVALID_PARAMS,
+            message="no completions: the prompt is code_mode and the resource template is "
+            f"{SERVER_API_TEMPLATE}",
+        )
+    raise MCPError(
+        code=types.INVALID_PARAMS,
+        message=f"no argument {argument.name!r}: code_mode takes `task`, "
+        f"{SERVER_API_TEMPLATE} takes `server`",
+    )
+
+
+def _complete_task(toolbox: Toolbox, task: str) -> types.Completion:
+    head, _, word = task.rpartition(" ")
+    if not word:
+        return _completion([])
+    prefix = f"{head} " if head or task.startswith(" ") else ""
+    found = []
+    for server, tool in toolbox.callable_tools:
+        name = f"tools.{server}.{tool}"
+        if name.startswith(word) or name.removeprefix("tools.").startswith(word):
+            found.append(prefix + name)
+    return _completion(found)
+
+
+def _completion(values: list[str]) -> types.Completion:
+    return types.Completion(
+        values=values[:_MAX_COMPLETIONS],
+        total=len(values),
+        has_more=len(values) > _MAX_COMPLETIONS,
+    )
 
 
 def _server_ids(toolbox: Toolbox) -> list[str]:
@@ -374,13 +531,16 @@ async def serve(
 
     For HTTP, `on_listening` is called with the URL once the socket is bound.
     """
+    clients = new_client_hub(toolbox)
     server = build_server(
-        toolbox, progress_interval=options.progress_interval, max_runs=options.max_runs
+        toolbox, clients, progress_interval=options.progress_interval, max_runs=options.max_runs
     )
-    if options.transport == "stdio":
-        await server.run_stdio_async()
-        return
-    await _serve_http(server, options, on_listening)
+    toolbox.add_api_listener(clients.api_changed)
+    async with clients.running():
+        if options.transport == "stdio":
+            await server.run_stdio_async()
+        else:
+            await _serve_http(server, options, on_listening)
 
 
 async def _serve_http(
@@ -398,9 +558,9 @@ async def _serve_http(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((options.host, options.port))
-    # Listen before announcing the URL: a bound socket that is not listening yet
-    # refuses connections, and uvicorn would only listen once it has started.
-    sock.listen(2048)
+    # Listen before announcing the URL, so that a client connecting at once
+    # waits in the backlog until uvicorn accepts instead of being refused.
+    sock.listen(socket.SOMAXCONN)
     port = sock.getsockname()[1]
     host = f"[{options.host}]" if family == socket.AF_INET6 else options.host
     url = f"http://{host}:{port}{options.path}"

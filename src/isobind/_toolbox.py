@@ -461,13 +461,17 @@ class Toolbox:
             if registry.egress is not None:
                 runtime_api[EGRESS_KEY] = ["request"]
             run = self._pool.run if self._pool is not None else run_in_isolate
-            outcome = await run(
-                javascript,
-                api=runtime_api,
-                handler=self._with_discovery(dispatcher),
-                limits=limits,
-                filename=filename,
-            )
+            try:
+                outcome = await run(
+                    javascript,
+                    api=runtime_api,
+                    handler=self._with_discovery(dispatcher),
+                    limits=limits,
+                    filename=filename,
+                )
+            except asyncio.CancelledError:
+                await self._audit_cancelled(code, dispatcher, execution_id, started_at, limits)
+                raise
 
         result = self._build_result(outcome, dispatcher, execution_id)
         result = replace(result, dry_run=dry_run)
@@ -475,6 +479,47 @@ class Toolbox:
             records = _audit_records(result, code, started_at, limits)
             await anyio.to_thread.run_sync(self.audit.append, records)
         return result
+
+    async def _audit_cancelled(
+        self,
+        code: str,
+        dispatcher: CallDispatcher,
+        execution_id: str,
+        started_at: datetime.datetime,
+        limits: Limits,
+    ) -> None:
+        """Append the audit records of a run cancelled by its caller, with the calls it made.
+
+        A call still in flight when the run was cancelled is recorded as
+        `CallCancelled` by the dispatcher before the cancellation reaches here.
+        """
+        if self.audit is None:
+            return
+        elapsed = datetime.datetime.now(datetime.UTC) - started_at
+        result = ExecutionResult(
+            ok=False,
+            result=None,
+            logs=[],
+            calls=list(dispatcher.records),
+            error=ExecutionError(
+                name="Cancelled",
+                message="the caller cancelled the run or disconnected before it finished",
+            ),
+            duration=elapsed.total_seconds(),
+            execution_id=execution_id,
+            dry_run=dispatcher.dry_run,
+        )
+        records = _audit_records(result, code, started_at, limits)
+        records[-1]["cancelled"] = True
+        logger.info(
+            "run %s cancelled after %d calls; writing its audit record",
+            execution_id,
+            len(result.calls),
+        )
+        # The caller's cancel scope is still cancelled, so the write needs a
+        # shield to run at all.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.audit.append, records)
 
     def _with_discovery(
         self, dispatcher: CallDispatcher

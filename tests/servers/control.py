@@ -3,11 +3,13 @@
 `hang` never returns and records, as files in $CONTROL_STATE_DIR, that it
 started and that it was cancelled. `pid` lets a test kill this process.
 `add_tool` adds a tool and sends `notifications/tools/list_changed`.
+`write_stderr` writes many lines to stderr at once.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import anyio
@@ -48,6 +50,15 @@ async def hang(label: str) -> str:
     finally:
         _mark(f"{label}.cancelled")
     return "unreachable"
+
+
+@server.tool()
+def write_stderr(lines: int, text: str) -> int:
+    """Write `lines` numbered lines of `text` to stderr; return how many were written."""
+    for number in range(lines):
+        print(f"{text} {number}", file=sys.stderr)
+    sys.stderr.flush()
+    return lines
 
 
 @server.tool()
