@@ -674,7 +674,8 @@ ERROR_CASES = [
         {"mcpServers": {}, "isobind": {"memory_mb": 64}},
         "isobind.memory_mb",
         "unknown key 'memory_mb' (did you mean 'memoryMb'?). "
-        "Valid keys are approveWrites, audit, defaultPolicy, egress, memoryMb, rateLimitStore, servers, timeout",
+        "Valid keys are approveWrites, audit, defaultPolicy, egress, memoryMb, rateLimitStore, "
+        "servers, timeout",
         id="isobind-unknown-key",
     ),
     pytest.param(
