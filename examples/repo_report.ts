@@ -36,7 +36,9 @@ const commits = text
   .filter((entry) => entry.includes("Commit: "))
   .map((entry) => {
     const hash = /Commit: '?([0-9a-f]{7})/.exec(entry)?.[1] ?? "???????";
-    const message = /Message: '?([^\n']*)/.exec(entry)?.[1]?.trim() ?? "";
+    // Some versions of mcp-server-git quote the message; an apostrophe inside it stays.
+    const line = /Message: ([^\n]*)/.exec(entry)?.[1]?.trim() ?? "";
+    const message = /^'.*'$/.test(line) ? line.slice(1, -1) : line;
     return `${hash} ${message}`;
   });
 

@@ -954,3 +954,18 @@ def test_no_secret_in_error(tmp_path: Path, document: Any) -> None:
     assert SECRET not in str(caught.value)
     assert SECRET not in repr(caught.value)
     assert all(SECRET not in str(argument) for argument in caught.value.args)
+
+
+def test_misspelt_server_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = {
+        "mcpServers": {
+            "s": {"command": "server", "argz": ["x"], "evn": {"A": "b"}, "autoApprove": []}
+        }
+    }
+    with caplog.at_level("WARNING", logger="isobind._config"):
+        config = load_config(write_config(tmp_path, data), environ={})
+    assert config.servers["s"].args == ()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("mcpServers.s.argz" in message and "'args'" in message for message in messages)
+    assert any("mcpServers.s.evn" in message and "'env'" in message for message in messages)
+    assert not any("autoApprove" in message for message in messages)

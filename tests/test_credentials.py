@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import keyring
 import keyring.backend
+import keyring.backends.fail
 import pytest
 
 from isobind import ConfigError, Toolbox, UpstreamError, load_config
@@ -417,3 +418,18 @@ def test_credential_shapes_keep_json_valid() -> None:
     assert decoded["b"] == "[REDACTED]"
     assert decoded["c"] == "after"
     assert "x1x1" not in decoded["a"]
+
+
+def test_missing_keyring_names_next_step(tmp_path: Path) -> None:
+    # keyring's own backend for a machine without a keyring, as on most CI runners.
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    try:
+        data = {"mcpServers": {"s": {"command": "server", "env": {"KEY": "${secret:keyring:a/b}"}}}}
+        with pytest.raises(ConfigError) as caught:
+            load_config(write_config(tmp_path, data), environ={})
+    finally:
+        keyring.set_keyring(previous)
+    message = str(caught.value)
+    assert "no system keyring is available" in message
+    assert "${secret:env:NAME}" in message

@@ -292,3 +292,35 @@ async def test_object_body_rejected(toolbox: Toolbox, echo_server: str) -> None:
     outcome, message = result.result
     assert outcome == "TypeError"
     assert "use JSON.stringify" in message
+
+
+@pytest.mark.parametrize(
+    "headers",
+    ['{"X-A": "one\\r\\nX-Injected: two"}', '{"Bad Name": "x"}', '{"X-A": "nul\\u0000"}'],
+    ids=["crlf value", "space in name", "nul value"],
+)
+async def test_invalid_header_rejected(toolbox: Toolbox, echo_server: str, headers: str) -> None:
+    before = len(EchoHandler.requests)
+    result = await run(toolbox, f'return await fetch("{echo_server}/x", {{headers: {headers}}});')
+    outcome, message = result.result
+    assert outcome == "TypeError"
+    assert "is invalid" in message
+    assert len(EchoHandler.requests) == before
+
+
+async def test_host_rejects_invalid_header(toolbox: Toolbox, echo_server: str) -> None:
+    # The sandbox's fetch rejects these first; the host checks again, as a request
+    # crosses the boundary.
+    gateway = toolbox._egress
+    assert gateway is not None
+    before = len(EchoHandler.requests)
+    reply = await gateway.fetch(
+        {"url": f"{echo_server}/x", "method": "GET", "headers": {"X-A": "a\r\nX-B: b"}}
+    )
+    assert not reply.ok
+    assert reply.error_name == "ToolInputError"
+    assert "is invalid" in reply.error_message
+    reply = await gateway.fetch({"url": f"{echo_server}/x", "method": "POST", "bodyBase64": "!!"})
+    assert reply.error_name == "ToolInputError"
+    assert "not valid base64" in reply.error_message
+    assert len(EchoHandler.requests) == before

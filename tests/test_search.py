@@ -303,6 +303,18 @@ def test_bootstrap_uses_discovery_server() -> None:
         pytest.param("searchTools", "[]", "must be an object", id="not an object"),
         pytest.param("searchTools", "{", "not valid JSON", id="invalid JSON"),
         pytest.param("searchTools", '{"query": 5}', "query must be a string", id="query type"),
+        pytest.param(
+            "searchTools",
+            '{"query": {}}',
+            "query must be a string, not an object",
+            id="query object",
+        ),
+        pytest.param(
+            "searchTools",
+            '{"query": "x", "limit": true}',
+            "from 1 to 100, not true",
+            id="limit shown as JSON",
+        ),
         pytest.param("describeTools", '{"names": [1]}', "names must be strings", id="name type"),
         pytest.param("searchTools", " " * 100_001, "too long", id="too long"),
     ],

@@ -67,6 +67,7 @@
   const EncodeURIComponent = encodeURIComponent;
   const NumberParseInt = Number.parseInt;
   const StringCharCodeAt = String.prototype.charCodeAt;
+  const StringIncludes = String.prototype.includes;
 
   function freshArray() {
     return [];
@@ -155,6 +156,14 @@
         headers[name] = StringCtor(given[name]);
       }
     }
+    const names = ObjectKeys(headers);
+    for (let i = 0; i < names.length; i++) {
+      if (!isHeaderName(names[i]) || !isHeaderValue(headers[names[i]])) {
+        throw new TypeErrorCtor(
+          `fetch: header ${JSONStringify(names[i])} is invalid: a name must be an HTTP ` +
+          "token and a value must not contain line breaks or NUL");
+      }
+    }
     const request = { url, method, headers };
     const body = options.body;
     if (body !== undefined && body !== null) {
@@ -172,6 +181,32 @@
       }
     }
     return request;
+  }
+
+  // RFC 9110: a field name is a token of visible ASCII except delimiters.
+  const HEADER_DELIMITERS = "\"(),/:;<=>?@[\\]{}";
+  function isHeaderName(name) {
+    if (name.length === 0) {
+      return false;
+    }
+    for (let i = 0; i < name.length; i++) {
+      const code = ReflectApply(StringCharCodeAt, name, [i]);
+      if (code <= 0x20 || code >= 0x7f || ReflectApply(StringIncludes, HEADER_DELIMITERS, [name[i]])) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // A field value must not contain CR, LF or NUL.
+  function isHeaderValue(value) {
+    for (let i = 0; i < value.length; i++) {
+      const code = ReflectApply(StringCharCodeAt, value, [i]);
+      if (code === 0x0d || code === 0x0a || code === 0) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // The UTF-8 bytes of `text`, which has no lone surrogates because the host decoded it.

@@ -287,8 +287,8 @@ def run_command(
         str | None,
         typer.Option(
             "--base-url",
-            help="Base URL of the API, for vLLM, llama.cpp, Ollama "
-            "(http://localhost:11434/v1) or a proxy.",
+            help="Base URL of the API, for a proxy, vLLM, llama.cpp or Ollama (whose "
+            "OpenAI-compatible API is at port 11434, path /v1).",
         ),
     ] = None,
     api_key_env: Annotated[
@@ -584,7 +584,9 @@ def search_command(
         str,
         typer.Option(help="What to print per tool: names, summaries or declarations."),
     ] = "summaries",
-    limit: Annotated[int, typer.Option(help="How many tools to print, best first.")] = 10,
+    limit: Annotated[
+        int, typer.Option(help="How many tools to print, best first.", min=1, max=1000)
+    ] = 10,
     verbose: VerboseOption = False,
 ) -> None:
     """Print the callable tools that best match QUERY, as a model would see them."""

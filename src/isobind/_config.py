@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,8 @@ from isobind._egress import EgressOrigin, EgressPolicy, normalize_origin
 from isobind._errors import ConfigError
 from isobind._oauth import ClientCredentials
 from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Config",
@@ -125,8 +128,9 @@ class Config:
 
 
 class _ServerEntry(BaseModel):
-    # Claude's own keys (autoApprove, timeout, ...) are ignored.
-    model_config = ConfigDict(strict=True, extra="ignore")
+    # Other clients' keys (autoApprove, timeout, ...) are kept aside and not used;
+    # one that looks like a misspelt key of ours gets a warning.
+    model_config = ConfigDict(strict=True, extra="allow")
 
     type: str | None = None
     command: str | None = None
@@ -292,6 +296,7 @@ def parse_config(
         if not name:
             message = "a server has an empty name. Give every server a non-empty name"
             raise ConfigError(message, path=file, key="mcpServers")
+        _warn_misspelt_keys(name, entry, file)
         if entry.disabled:
             disabled.add(name)
             continue
@@ -323,6 +328,21 @@ def parse_config(
         ),
         egress=egress,
     )
+
+
+def _warn_misspelt_keys(name: str, entry: _ServerEntry, file: str | None) -> None:
+    known = list(_ServerEntry.model_fields)
+    for key in entry.model_extra or {}:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if close and close[0] not in entry.model_fields_set:
+            logger.warning(
+                "%s: mcpServers.%s.%s is not a key isobind reads, so it is ignored "
+                "(did you mean %r?)",
+                file or "config",
+                name,
+                key,
+                close[0],
+            )
 
 
 def _read_text(file: Path) -> str:
@@ -470,8 +490,18 @@ def _read_keyring(where: str, key: str, resolver: _Resolver) -> str:
 
     try:
         value = keyring.get_password(service, user)
+    except keyring.errors.NoKeyringError:
+        message = (
+            f"no system keyring is available to read service {service!r}. Install and "
+            "unlock one (Secret Service, KWallet, macOS Keychain), or use "
+            "${secret:env:NAME} or ${secret:file:PATH} instead"
+        )
+        raise resolver.error(message, key) from None
     except keyring.errors.KeyringError as exc:
-        message = f"the system keyring failed ({type(exc).__name__}) for service {service!r}"
+        message = (
+            f"the system keyring failed ({type(exc).__name__}) for service {service!r}. "
+            "Check that it is unlocked"
+        )
         raise resolver.error(message, key) from None
     if value is None:
         message = f"no keyring entry for service {service!r} and user {user!r}"

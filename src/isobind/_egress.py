@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -127,11 +128,20 @@ class EgressGateway:
             for name, value in (given.items() if isinstance(given, dict) else ())
             if str(name).lower() not in replaced
         }
+        invalid = next(
+            (name for name, value in headers.items() if not _valid_header(name, value)), None
+        )
+        if invalid is not None:
+            return CallReply.failure(
+                "ToolInputError",
+                f"fetch: header {self._redactor.scrub_text(invalid[:100])!r} is invalid: a name "
+                "must be an HTTP token and a value must not contain line breaks or NUL",
+            )
         headers.update(rule.headers)
         try:
             body = _request_body(request)
         except ValueError as error:
-            return CallReply.failure("TypeError", str(error))
+            return CallReply.failure("ToolInputError", str(error))
         url = str(request["url"])
         method = str(request["method"]).upper()
         try:
@@ -214,3 +224,13 @@ def _request_body(request: Mapping[str, Any]) -> str | bytes | None:
             raise ValueError("fetch: the request body is not valid base64") from error
     body = request.get("body")
     return body if isinstance(body, str) else None
+
+
+# RFC 9110: a field name is a token; a field value has no CR, LF or NUL.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _valid_header(name: str, value: str) -> bool:
+    return _HEADER_NAME.fullmatch(name) is not None and not any(
+        character in value for character in "\r\n\x00"
+    )

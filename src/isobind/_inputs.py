@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-__all__ = ["describe_input_error"]
+__all__ = ["describe_input_error", "json_type_name"]
 
 _SHOWN_CHARS = 80
 
@@ -108,8 +108,18 @@ def _show(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
+    # true, false and null show their type in their text.
     if isinstance(value, bool) or value is None:
         return ""
+    return json_type_name(value)
+
+
+def json_type_name(value: Any) -> str:
+    """Return the JSON type of a parsed value with its article, such as "an object"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
     if isinstance(value, int | float):
         return "a number"
     if isinstance(value, str):

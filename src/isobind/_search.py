@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import snowballstemmer
 
+from ._inputs import json_type_name
 from ._sandbox import CallReply
 from ._tools import ToolSpec
 from ._typescript import render_api
@@ -353,12 +354,14 @@ class ToolCatalog:
     def search_tools(self, query: str, *, detail: Detail = "summaries", limit: int = 10) -> str:
         if detail not in DETAILS:
             raise ValueError(
-                f"detail must be one of {', '.join(map(repr, DETAILS))}, not {detail!r}"
+                f"detail must be one of {', '.join(map(repr, DETAILS))}, not {_show_value(detail)}"
             )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, not {limit!r}")
+            raise ValueError(
+                f"limit must be an integer from 1 to {MAX_LIMIT}, not {_show_value(limit)}"
+            )
         if not isinstance(query, str):
-            raise ValueError(f"query must be a string, not {type(query).__name__}")
+            raise ValueError(f"query must be a string, not {json_type_name(query)}")
         if len(query) > _MAX_QUERY_CHARS:
             raise ValueError(
                 f"query is {len(query)} characters long; the limit is {_MAX_QUERY_CHARS}"
@@ -385,7 +388,8 @@ class ToolCatalog:
         for name in names:
             if not isinstance(name, str):
                 raise ValueError(
-                    f"names must be strings such as 'time.get_current_time', not {name!r}"
+                    "names must be strings such as 'time.get_current_time', "
+                    f"not {_show_value(name)}"
                 )
 
         keys: list[tuple[str, str]] = []
@@ -487,3 +491,11 @@ def _server_json(server: ServerSummary) -> dict[str, Any]:
         value["description"] = server.description
     value["toolCount"] = server.tool_count
     return value
+
+
+def _show_value(value: object) -> str:
+    """Show a value given by the code as JSON, the form the code wrote it in."""
+    try:
+        return json.dumps(value, ensure_ascii=False)[:80]
+    except (TypeError, ValueError):
+        return repr(value)[:80]
