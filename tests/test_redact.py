@@ -50,6 +50,8 @@ FORMS: dict[str, Callable[[str], str]] = {
     "quote-lower-escapes": lambda s: _lower_escapes(quote(s, safe="")),
     "quote-default-safe": lambda s: quote(s),
     "quote-plus": lambda s: quote_plus(s),
+    "percent-every-byte": lambda s: "".join(f"%{byte:02X}" for byte in _utf8(s)),
+    "percent-every-byte-lower": lambda s: "".join(f"%{byte:02x}" for byte in _utf8(s)),
     "quote-plus-lower-escapes": lambda s: _lower_escapes(quote_plus(s)),
     "json-ascii": lambda s: json.dumps(s)[1:-1],
     "json-unicode": lambda s: json.dumps(s, ensure_ascii=False)[1:-1],

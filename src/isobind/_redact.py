@@ -78,6 +78,7 @@ _PERCENT_ENCODERS: tuple[tuple[str, bool], ...] = (
     (_ALPHANUMERIC + "-_.!~*'()", False),  # JavaScript encodeURIComponent
     (_ALPHANUMERIC + "-_.!~*'();,/?:@&=+$#", False),  # JavaScript encodeURI
     (_ALPHANUMERIC + "*-._", True),  # WHATWG application/x-www-form-urlencoded
+    ("", False),  # every byte escaped, as some encoders and hand-written code do
 )
 
 # Characters that every common JSON serializer writes as a two-character escape.
