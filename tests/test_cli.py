@@ -192,6 +192,20 @@ def test_server_exiting_at_once_exit_two(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_server_printing_to_stdout_named(tmp_path: Path) -> None:
+    # A process that writes plain text to stdout and exits, as a misconfigured
+    # server or a wrong command does.
+    config = write_config(
+        tmp_path, {"mcpServers": {"junk": {"command": "echo", "args": ["garbage", "line"]}}}
+    )
+    completed = run_cli("exec", "-", "--config", str(config), stdin="return 1")
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "not JSON-RPC" in completed.stderr
+    assert "'garbage line'" in completed.stderr
+    assert "error: MCP server 'junk'" in completed.stderr
+
+
 def test_missing_script_exit_two(time_config: Path, tmp_path: Path) -> None:
     completed = run_cli("exec", str(tmp_path / "nope.ts"), "--config", str(time_config))
     assert completed.returncode == 2

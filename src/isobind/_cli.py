@@ -86,21 +86,38 @@ def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if redactor is not None:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_RedactingFilter(redactor))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter(redactor or Redactor.empty(), tracebacks=verbose))
 
 
 class _RedactingFilter(logging.Filter):
-    """Scrubs secrets from log records, because SDK debug logs may print requests."""
+    """Scrubs secrets from log records, because SDK debug logs may print requests.
 
-    def __init__(self, redactor: Redactor):
+    A record's traceback is scrubbed too, or, without `tracebacks`, cut to the
+    exception's own message: the SDKs log expected failures (a server printing
+    to stdout, for one) with `logger.exception`.
+    """
+
+    def __init__(self, redactor: Redactor, *, tracebacks: bool):
         super().__init__()
         self.redactor = redactor
+        self.tracebacks = tracebacks
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redactor.scrub_text(record.getMessage())
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            if self.tracebacks:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            else:
+                error = record.exc_info[1]
+                summary = str(error).split("\n")
+                # A pydantic error's first line names the model; the second says what failed.
+                detail = summary[1].strip() if len(summary) > 1 else summary[0]
+                message += f": {type(error).__name__}: {detail[:300]}"
+        record.msg = scrub_credential_shapes(self.redactor.scrub_text(printable(message)))
         record.args = None
+        record.exc_info = None
+        record.exc_text = None
         return True
 
 

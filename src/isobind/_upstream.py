@@ -36,6 +36,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
 from ._config import HttpServer, StdioServer
 from ._errors import ClosedError, UpstreamError
@@ -159,6 +160,8 @@ class McpConnection:
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._stderr: _StderrRelay | None = None
+        self._bad_lines = 0
+        self._first_bad_line: str | None = None
         self._closed = False
 
     @property
@@ -211,7 +214,14 @@ class McpConnection:
         detail = self._redactor.scrub_text(_describe_exception(failure))
         if isinstance(server, HttpServer):
             return f"could not connect to {self._redactor.scrub_text(server.url)}: {detail}"
-        return f"exited or failed during the MCP handshake: {detail}{self._stderr_hint()}"
+        junk = ""
+        if self._first_bad_line is not None:
+            junk = (
+                f"; it wrote {self._bad_lines} line(s) to stdout that are not JSON-RPC, the "
+                f"first {self._first_bad_line!r}, so it may not be an MCP server or it prints "
+                "its logs to stdout"
+            )
+        return f"exited or failed during the MCP handshake: {detail}{junk}{self._stderr_hint()}"
 
     def _stderr_hint(self) -> str:
         if self._stderr is None:
@@ -286,6 +296,25 @@ class McpConnection:
         if isinstance(message, types.ToolListChangedNotification):
             logger.info("MCP server %s: tool list changed", self.name)
             self._notify_tools_changed()
+        elif isinstance(message, Exception):
+            self._bad_message(message)
+
+    def _bad_message(self, error: Exception) -> None:
+        """Note a message the server sent that is not JSON-RPC, such as a print to stdout."""
+        self._bad_lines += 1
+        if self._first_bad_line is not None:
+            return
+        line = None
+        if isinstance(error, ValidationError) and error.errors():
+            line = error.errors()[0].get("input")
+        shown = self._redactor.scrub_text(str(line if isinstance(line, str) else error)[:200])
+        self._first_bad_line = shown
+        logger.warning(
+            "MCP server %s sent a message that is not JSON-RPC, which is ignored: %r. "
+            "A stdio server must write only JSON-RPC messages to stdout, and its logs to stderr",
+            self.name,
+            shown,
+        )
 
     def _notify_tools_changed(self) -> None:
         if self.on_tools_changed is not None:
