@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import EXAMPLES, write_config
+from .conftest import EXAMPLES, TESTS, write_config
 
 ISOBIND = [sys.executable, "-m", "isobind"]
 
@@ -263,3 +264,53 @@ def test_timeout_raises_engine_time_budget() -> None:
     assert _cli_limits(60, 16).cpu_time == 60
     assert _cli_limits(60, 16).timeout == 60
     assert _cli_limits(2, 16).cpu_time == 10
+
+
+def process_gone(pid: int) -> bool:
+    """Return whether `pid` has exited (a zombie that no one reaped counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses prctl")
+def test_killed_exec_takes_servers_with_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    config = write_config(
+        tmp_path,
+        {
+            "mcpServers": {
+                "control": {
+                    "command": sys.executable,
+                    "args": [str(TESTS / "servers" / "control.py")],
+                    "env": {"CONTROL_STATE_DIR": str(state)},
+                }
+            }
+        },
+    )
+    process = subprocess.Popen(
+        [*ISOBIND, "exec", "-", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write('return await tools.control.block({label: "stuck", seconds: 120});')
+    process.stdin.close()
+    marker = state / "stuck.started"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the server never started the call"
+    server_pid = int(marker.read_text(encoding="utf-8"))
+
+    process.kill()
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while not process_gone(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process_gone(server_pid), "the server outlived the killed isobind process"

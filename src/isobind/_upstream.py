@@ -109,6 +109,31 @@ def _resolve_command(command: str) -> str:
     return found if found is not None else command
 
 
+# Run before the server's command on Linux: prctl(PR_SET_PDEATHSIG, SIGKILL) makes the
+# kernel kill the server when this process dies, however it dies, and the setting
+# survives exec. Without it, a server stuck in a call outlives a killed `isobind
+# serve` as an orphan. The guard exits if this process died before prctl ran.
+_PARENT_DEATH_GUARD = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _guarded(command: str, args: list[str]) -> tuple[str, list[str]]:
+    """Return the command line that starts `command` under the parent-death guard.
+
+    Off Linux, or for a command that is not an executable file (which then fails
+    to start with the usual "not found" error), the command is returned as it is.
+    """
+    if not sys.platform.startswith("linux") or not os.access(command, os.X_OK):
+        return command, args
+    # -I -S: no environment variables, user site or site-packages, for a fast start.
+    guard = ["-I", "-S", "-c", _PARENT_DEATH_GUARD, str(os.getpid()), command]
+    return sys.executable, [*guard, *args]
+
+
 def _to_spec(server: str, tool: types.Tool) -> ToolSpec:
     hints = tool.annotations
     annotations = ToolAnnotations()
@@ -333,11 +358,9 @@ class McpConnection:
         server = self.server
         if isinstance(server, StdioServer):
             self._stderr = _StderrRelay(self.name, self._redactor)
+            command, args = _guarded(_resolve_command(server.command), list(server.args))
             params = StdioServerParameters(
-                command=_resolve_command(server.command),
-                args=list(server.args),
-                env=dict(server.env),
-                cwd=server.cwd,
+                command=command, args=args, env=dict(server.env), cwd=server.cwd
             )
             return stdio_client(params, errlog=self._stderr.writer)
         client = httpx2.AsyncClient(

@@ -3,13 +3,15 @@
 `hang` never returns and records, as files in $CONTROL_STATE_DIR, that it
 started and that it was cancelled. `pid` lets a test kill this process.
 `add_tool` adds a tool and sends `notifications/tools/list_changed`.
-`write_stderr` writes many lines to stderr at once.
+`write_stderr` writes many lines to stderr at once. `block` sleeps in a worker
+thread, which a cancellation cannot stop, as a server stuck in a call does.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -50,6 +52,14 @@ async def hang(label: str) -> str:
     finally:
         _mark(f"{label}.cancelled")
     return "unreachable"
+
+
+@server.tool()
+def block(label: str, seconds: float) -> str:
+    """Sleep `seconds` in a worker thread; mark `<label>.started` first."""
+    _mark(f"{label}.started")
+    time.sleep(seconds)
+    return "slept"
 
 
 @server.tool()
