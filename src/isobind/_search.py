@@ -34,7 +34,7 @@ import snowballstemmer
 
 from ._sandbox import CallReply
 from ._tools import ToolSpec
-from ._typescript import render_api
+from ._typescript import MAX_DESCRIPTION_CHARS, render_api
 
 __all__ = [
     "DISCOVERY_DECLARATION",
@@ -428,12 +428,15 @@ def _document(key: tuple[str, str], spec: ToolSpec) -> dict[str, str]:
         spec.input_schema.get("properties") if isinstance(spec.input_schema, dict) else None
     )
     parameters = " ".join(map(str, properties)) if isinstance(properties, dict) else ""
+    # Only the text that the declaration shows is indexed, so that a server's
+    # megabyte of description cannot stall loading (stemming is pure Python).
+    limit = MAX_DESCRIPTION_CHARS
     return {
-        "name": key[1],
-        "title": spec.title or "",
-        "parameters": parameters,
-        "server": key[0],
-        "description": spec.description or "",
+        "name": key[1][:limit],
+        "title": (spec.title or "")[:limit],
+        "parameters": parameters[:limit],
+        "server": key[0][:limit],
+        "description": (spec.description or "")[:limit],
     }
 
 

@@ -244,8 +244,9 @@ class Toolbox:
         )
 
     async def _list_tools(self, connection: McpConnection) -> list[ToolSpec]:
-        # The MCP client drops a response it cannot parse (JSON nested about 240
-        # levels deep, with mcp 2.3) and then waits for it forever.
+        # The MCP client drops a response it cannot parse and then waits for it
+        # forever. `McpConnection` recovers one nested too deeply on stdio, but
+        # not other unparsable responses.
         try:
             with anyio.fail_after(self.list_tools_timeout):
                 return await connection.list_tools()

@@ -274,6 +274,12 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
             description_chars,
             MAX_DESCRIPTION_CHARS,
         )
+    if spec.schema_problem is not None:
+        # The source replaced the invalid schema (see `isobind._listing`), so the
+        # input is any object, or the output `unknown`.
+        scope.fallbacks.append(f"{context}: invalid schema, {spec.schema_problem}")
+        if scope.log_problems:
+            logger.warning("%s: invalid schema typed as unknown: %s", context, spec.schema_problem)
     type_base = to_type_name(tool_id)
 
     input_type, input_optional = _render_root(
