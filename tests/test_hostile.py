@@ -227,6 +227,21 @@ async def test_hostile_declaration_compiles(
     assert_compiles(tmp_path, toolbox.declaration + in_async_function(usage))
 
 
+@needs_tsc
+async def test_hostile_compact_declaration_compiles(
+    loaded: tuple[Toolbox, list[str]], tmp_path: Path
+) -> None:
+    toolbox, _ = loaded
+    usage = """
+  await tools.hostile.ping({ message: "hi" });
+  await tools.hostile.injection({ "*/ x": "y" });
+  // @ts-expect-error: injected declarations must not exist
+  const leaked: string = stolen;"""
+    declaration = toolbox.compact_declaration
+    assert len(declaration) < len(toolbox.declaration)
+    assert_compiles(tmp_path, declaration + in_async_function(usage))
+
+
 def test_exec_calls_ordinary_tool(tmp_path: Path) -> None:
     server = {"command": sys.executable, "args": [str(TESTS / "servers" / "hostile.py")]}
     config = write_config(tmp_path, {"mcpServers": {"hostile": server}})

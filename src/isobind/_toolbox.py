@@ -118,6 +118,7 @@ class Toolbox:
         self._registry: ToolRegistry | None = None
         self._catalog: ToolCatalog | None = None
         self._declaration = ""
+        self._compact_declaration = ""
         self._callable_tools: tuple[tuple[str, str], ...] = ()
         self._state = "new"
         self._refresh_lock = asyncio.Lock()
@@ -222,6 +223,8 @@ class Toolbox:
         allowed_api = render_api(allowed, log_problems=False)
         # The problems of these schemas were logged by the first rendering.
         self._declaration = allowed_api.declaration
+        compact = render_api(allowed, log_problems=False, detail="compact")
+        self._compact_declaration = compact.declaration
         self._callable_tools = tuple(sorted(allowed_api.bindings))
         self._registry = ToolRegistry(
             api,
@@ -316,6 +319,16 @@ class Toolbox:
         """The TypeScript declaration of the `tools` global: the callable tools only."""
         self._require_open()
         return self._declaration
+
+    @property
+    def compact_declaration(self) -> str:
+        """`declaration` with each description cut to its first sentence, for a prompt.
+
+        Optional properties lose their descriptions, and every type, tag and
+        enum note stays. `describe_tools` returns the full text.
+        """
+        self._require_open()
+        return self._compact_declaration
 
     @property
     def callable_tools(self) -> tuple[tuple[str, str], ...]:
