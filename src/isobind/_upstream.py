@@ -367,6 +367,9 @@ class McpConnection:
 
     def _filter_message(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
         """Recover a message nested too deeply for the SDK, and repair `tools/list` results."""
+        # NOTE: over streamable HTTP the SDK replaces an unparsable response with a
+        # JSON-RPC parse error before this filter sees it, so there a tools/list
+        # nested too deeply fails as a whole instead of being recovered.
         if isinstance(item, Exception):
             recovered = recover_deep_message(item)
             if recovered is None:
