@@ -109,16 +109,17 @@ async def test_malformed_warning_lists_each_part(loaded: tuple[Toolbox, list[str
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
-        pytest.param(12, "it has no usable name (name: Field required)", id="no-name"),
-        pytest.param(13, "it has no usable name (name: Input should be a valid string)", id="int"),
-        pytest.param(14, "it is not an object", id="string"),
-        pytest.param(15, "it is not an object", id="null"),
+        pytest.param(4, "it has no usable name (name: Field required)", id="no-name"),
+        pytest.param(5, "it has no usable name (name: Input should be a valid string)", id="int"),
+        pytest.param(6, "it is not an object", id="string"),
+        pytest.param(7, "it is not an object", id="null"),
     ],
 )
 async def test_unnamed_entry_skipped(
     loaded: tuple[Toolbox, list[str]], entry: int, problem: str
 ) -> None:
     _, messages = loaded
+    # Entries are counted within their page, and these are on the second.
     expected = f"MCP server hostile: tools/list entry {entry} skipped: {problem}"
     assert expected in messages
 

@@ -57,7 +57,7 @@ class CleanedPage:
     unknown: set[str] = field(default_factory=set)
     """Names of the tools whose input or output schema was invalid."""
     skipped: list[str] = field(default_factory=list)
-    """One sentence per entry that was left out."""
+    """One sentence per entry that was left out, which names it by its index in the page."""
 
 
 def recover_deep_message(error: Exception) -> SessionMessage | None:

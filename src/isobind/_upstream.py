@@ -264,6 +264,8 @@ class McpConnection:
 
     async def _hold_session(self) -> None:
         """Run one session until `aclose()` or until the server's stream ends."""
+        # A new session numbers its requests afresh, so ids of the last one must not match.
+        self._tool_list_ids.clear()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())

@@ -6,7 +6,8 @@ megabyte descriptions, text that tries to close a comment and inject
 declarations, and `tools/list` entries that break the MCP schema itself (no
 name, a schema that is a string, a description that is a number, junk values).
 `ping` is ordinary, so a test can check that it still loads and runs. Calls to
-any tool return the name of the tool called.
+any tool return the name of the tool called. `tools/list` has two pages, the
+second starting at `PAGE_SIZE`.
 
 It speaks JSON-RPC over stdio by hand, because the MCP SDK's server validates
 its own results and will not send any of this.
@@ -27,6 +28,7 @@ DEPTH = 60
 HUGE_DEPTH = 10_000
 WIDTH = 10_000
 MEGABYTE = 1_000_000
+PAGE_SIZE = 8
 _SPLICE = "@@very-deep@@"
 
 
@@ -144,7 +146,9 @@ def result_for(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
             "serverInfo": {"name": "hostile", "version": "1.0.0"},
         }
     if method == "tools/list":
-        return {"tools": tools()}
+        if params.get("cursor") == "second":
+            return {"tools": tools()[PAGE_SIZE:]}
+        return {"tools": tools()[:PAGE_SIZE], "nextCursor": "second"}
     if method == "tools/call":
         return {"content": [{"type": "text", "text": str(params.get("name"))}]}
     if method == "ping":
