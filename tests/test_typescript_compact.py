@@ -157,6 +157,20 @@ def test_compact_repeated_property_described_once() -> None:
     assert "function b(input: { owner: string }): Promise<unknown>;" in declaration
 
 
+def test_compact_drops_description_restating_names() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "Path of the file to read"},
+            "encoding": {"type": "string", "description": "Text encoding, such as utf-8"},
+        },
+        "required": ["path", "encoding"],
+    }
+    declaration = render_api([tool("read_file", schema)], detail="compact").declaration
+    assert "Path of the file" not in declaration
+    assert "/** Text encoding, such as utf-8 */ encoding: string;" in declaration
+
+
 def test_compact_inlines_unreferenced_types() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     output = {"type": "object", "properties": {"n": {"type": "number"}}}

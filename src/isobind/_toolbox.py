@@ -324,8 +324,9 @@ class Toolbox:
     def compact_declaration(self) -> str:
         """`declaration` with each description cut to its first sentence, for a prompt.
 
-        Optional properties lose their descriptions, and every type, tag and
-        enum note stays. `describe_tools` returns the full text.
+        Optional properties, and required ones whose description only restates
+        the names, lose their descriptions. Every type, tag and enum note stays.
+        `describe_tools` returns the full text.
         """
         self._require_open()
         return self._compact_declaration

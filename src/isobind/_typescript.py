@@ -44,6 +44,7 @@ from typing import Any, Literal, NamedTuple
 from ._errors import ApiError
 from ._naming import is_identifier_name, to_identifier, to_type_name
 from ._tools import ToolAnnotations, ToolSpec
+from ._words import tokenize
 
 __all__ = ["DETAILS", "Api", "Detail", "render_api", "render_schema", "type_fallbacks"]
 
@@ -317,6 +318,8 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
         if scope.log_problems:
             logger.warning("%s: invalid schema typed as unknown: %s", context, spec.schema_problem)
     type_base = to_type_name(tool_id)
+    if scope.compact:
+        scope.tool_words = frozenset(tokenize(spec.name))
 
     input_type, input_optional = _render_root(
         scope, spec.input_schema, type_base + "Input", f"{context}, input schema", lines
@@ -431,6 +434,8 @@ class _TypeScope:
         # Compact declarations describe a property once per namespace: a later
         # property with the same name and description gets only its tags.
         self.property_docs: set[tuple[str, str]] = set()
+        # Stems of the name of the tool being rendered, for compact declarations.
+        self.tool_words: frozenset[str] = frozenset()
         self.fallbacks = fallbacks if fallbacks is not None else []
         self.names: set[str] = set(self._RESERVED)
         self.by_key: dict[tuple[str, str, str], str] = {}
@@ -1303,7 +1308,9 @@ def _property_doc(
     """Return the JSDoc lines of a property, with its title only when that adds to the key.
 
     A compact declaration describes only required properties, each once per
-    namespace, and keeps the tags and enum notes of every property.
+    namespace and only when the description adds a word to the property's and
+    the tool's names ("Path of the file to read" adds none to `path` of
+    `read_file`). It keeps the tags and enum notes of every property.
     """
     text, tags = _schema_doc(schema, scope.compact, describe=required or not scope.compact)
     if text is None and isinstance(schema, dict) and (required or not scope.compact):
@@ -1311,7 +1318,8 @@ def _property_doc(
         if title is not None and _loose(title) != _loose(key):
             text = title
     if scope.compact and text is not None:
-        if (key, text) in scope.property_docs:
+        words = set(tokenize(text))
+        if words <= set(tokenize(key)) | scope.tool_words or (key, text) in scope.property_docs:
             text = None
         else:
             scope.property_docs.add((key, text))
