@@ -90,8 +90,9 @@ Detail = Literal["full", "compact"]
 
 `"full"` keeps every description (up to `MAX_DESCRIPTION_CHARS`). `"compact"`
 cuts the descriptions of tools and required properties to their first
-sentence, marking a cut with `…`, and leaves out those of optional properties.
-It also inlines types that nothing refers to. Both keep every type, tag and
+sentence, marking a cut with `…`. It leaves out the descriptions of optional
+properties and those that only restate names (see `_property_doc`), and
+inlines types that nothing refers to. Both keep every type, tag and
 enum note.
 """
 DETAILS: tuple[Detail, ...] = ("full", "compact")
