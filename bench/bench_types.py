@@ -5,20 +5,23 @@ Run from the repository root (after `pip install -e '.[dev]'`):
     python bench/bench_types.py
 
 Part 1 compares, for each captured tool list in tests/data/tool_lists/, the
-`tools/list` result as compact JSON with the declaration `render_api` makes of
-it, in characters. MCP SDKs send compact JSON, while the stored files are
-indented.
-Both carry the same descriptions, so it also compares them without
-description and title text: JSON without those strings against the
-declaration without its JSDoc comments.
+`tools/list` result as compact JSON with the declarations `render_api` makes of
+it: the full one, which keeps every description, and the compact one that a
+model's prompt gets (`Toolbox.compact_declaration`). MCP SDKs send compact
+JSON, while the stored files are indented.
+The JSON and the full declaration carry the same descriptions, so it also
+compares them without description and title text: JSON without those strings
+against the full declaration without its JSDoc comments.
 
 Part 2 builds 2,500 synthetic tools on 100 servers and counts what a model
 must read before its first call when it uses search instead of the whole
 declaration: the declaration of the `isobind` global, one search with
 one-line summaries, and the declaration of the tool it picks.
 
-Token counts are estimates: characters / 4. No tokenizer that works offline is
-installed (tiktoken downloads its vocabularies on first use).
+Tokens are counted with OpenAI's o200k_base vocabulary (PyPI `bpe-openai`,
+which ships it, in the dev extra). Without that package they are estimated as
+characters / 4, and the output prints which. Claude's tokenizer is not available
+offline.
 """
 
 from __future__ import annotations
@@ -45,9 +48,35 @@ CHARS_PER_TOKEN = 4
 SYNTHETIC_SERVERS = 100
 TOOLS_PER_SERVER = 25
 
+try:
+    import bpe_openai
 
-def tokens(chars: int) -> int:
-    return round(chars / CHARS_PER_TOKEN)
+    _ENCODING: Any = bpe_openai.get_encoding("o200k_base")
+    TOKENIZER = "o200k_base (bpe-openai)"
+except ImportError:
+    _ENCODING = None
+    TOKENIZER = f"estimated as characters / {CHARS_PER_TOKEN}"
+
+
+# bpe-openai rejects longer input, so longer text is counted in pieces that end
+# at line ends, which can move a few tokens.
+_MAX_PIECE_CHARS = 50_000
+
+
+def tokens(text: str) -> int:
+    if _ENCODING is None:
+        return round(len(text) / CHARS_PER_TOKEN)
+    count = 0
+    while text:
+        cut = (
+            len(text)
+            if len(text) <= _MAX_PIECE_CHARS
+            else text.rfind("\n", 0, _MAX_PIECE_CHARS) + 1
+        )
+        cut = cut or _MAX_PIECE_CHARS
+        count += len(_ENCODING.encode(text[:cut]))
+        text = text[cut:]
+    return count
 
 
 def without_descriptions(node: Any) -> Any:
@@ -72,31 +101,45 @@ def strip_comments(declaration: str) -> str:
 
 def corpus_sizes() -> None:
     print("Part 1: captured tool lists, characters")
-    header = ("server", "JSON", "TS", "TS/JSON", "bare JSON", "bare TS", "ratio")
-    print(f"{header[0]:22} " + " ".join(f"{title:>9}" for title in header[1:]))
+    header = ("server", "JSON", "full TS", "ratio", "compact", "ratio", "bare JSON", "bare TS")
+    print(f"{header[0]:20} " + " ".join(f"{title:>9}" for title in header[1:]) + "     ratio")
+    listings: list[str] = []
     totals = [0, 0, 0, 0]
     for server in corpus_servers():
         listing = json.loads((TOOL_LISTS / f"{server}.json").read_text())
-        declaration = render_api(tool_specs(server)).declaration
+        listings.append(compact(listing))
+        specs = tool_specs(server)
+        full = render_api(specs).declaration
         sizes = [
-            len(compact(listing)),
-            len(declaration),
+            len(listings[-1]),
+            len(full),
             len(compact(without_descriptions(listing))),
-            len(strip_comments(declaration)),
+            len(strip_comments(full)),
         ]
+        short = len(render_api(specs, detail="compact").declaration)
         totals = [total + size for total, size in zip(totals, sizes, strict=True)]
         print(
-            f"{server:22} {sizes[0]:9} {sizes[1]:9} {sizes[1] / sizes[0]:9.2f}"
+            f"{server:20} {sizes[0]:9} {sizes[1]:9} {sizes[1] / sizes[0]:9.2f}"
+            f" {short:9} {short / sizes[0]:9.2f}"
             f" {sizes[2]:9} {sizes[3]:9} {sizes[3] / sizes[2]:9.2f}"
         )
 
     specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
-    together = len(render_api(specs).declaration)
+    full = render_api(specs).declaration
+    short = render_api(specs, detail="compact").declaration
     print(
-        f"{'all, one declaration':22} {totals[0]:9} {together:9} {together / totals[0]:9.2f}"
+        f"{'all, one declaration':20} {totals[0]:9} {len(full):9} {len(full) / totals[0]:9.2f}"
+        f" {len(short):9} {len(short) / totals[0]:9.2f}"
         f" {totals[2]:9} {totals[3]:9} {totals[3] / totals[2]:9.2f}"
     )
-    print(f"{len(specs)} tools; tokens estimated: JSON {tokens(totals[0])}, TS {tokens(together)}")
+
+    json_tokens = sum(tokens(text) for text in listings)
+    full_tokens, short_tokens = tokens(full), tokens(short)
+    print(f"{len(specs)} tools; tokens, {TOKENIZER}:")
+    print(
+        f"  JSON {json_tokens}, full TS {full_tokens} ({full_tokens / json_tokens:.2f}),"
+        f" compact TS {short_tokens} ({short_tokens / json_tokens:.2f})"
+    )
 
 
 NOUNS = tuple(
@@ -230,27 +273,30 @@ def synthetic_catalog() -> tuple[list[ToolSpec], ToolCatalog]:
 def synthetic_sizes() -> None:
     print(f"\nPart 2: {SYNTHETIC_SERVERS * TOOLS_PER_SERVER} synthetic tools, characters")
     specs, catalog = synthetic_catalog()
-    full = len(render_api(specs).declaration)
-    listing = len(compact({"tools": [_wire(spec) for spec in specs]}))
+    full = render_api(specs).declaration
+    short = render_api(specs, detail="compact").declaration
+    listing = compact({"tools": [_wire(spec) for spec in specs]})
 
     query = "refund a payment in harbor"
     search = catalog.search_tools(query, detail="summaries", limit=5)
     first = search.splitlines()[0].split(":")[0].removeprefix("tools.")
     describe = catalog.describe_tools([first])
     servers = json.dumps([summary.name for summary in catalog.list_servers()])
-    start = len(DISCOVERY_DECLARATION) + len(search) + len(describe)
+    start = DISCOVERY_DECLARATION + search + describe
 
     rows = [
         ("tools/list JSON", listing),
         ("full declaration", full),
-        ("isobind declaration", len(DISCOVERY_DECLARATION)),
-        (f"searchTools({query!r}, summaries, 5)", len(search)),
-        (f"describeTools([{first!r}])", len(describe)),
+        ("compact declaration", short),
+        ("isobind declaration", DISCOVERY_DECLARATION),
+        (f"searchTools({query!r}, summaries, 5)", search),
+        (f"describeTools([{first!r}])", describe),
         ("to first call: the three above", start),
-        ("listServers() names, if also read", len(servers)),
+        ("listServers() names, if also read", servers),
     ]
-    for label, chars in rows:
-        print(f"{label:48} {chars:9} chars  ~{tokens(chars):7} tokens")
+    print(f"tokens: {TOKENIZER}")
+    for label, text in rows:
+        print(f"{label:48} {len(text):9} chars {tokens(text):9} tokens")
 
     timings = []
     for _ in range(20):

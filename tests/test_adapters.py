@@ -70,7 +70,7 @@ async def test_pydantic_ai_toolset_fixes_code(toolbox: Toolbox) -> None:
     result = await agent.run("Add 2 and 3.")
 
     assert result.output == "The sum is 5."
-    assert "function add(input: AddInput)" in descriptions[0]
+    assert "function add(input: {" in descriptions[0]
     assert "body of an async function" in descriptions[0]
     assert "At line 2" in returns[0]
     assert "Closest names: tools.math.add." in returns[0]
@@ -119,7 +119,7 @@ async def test_openai_agents_tool_runs_code(toolbox: Toolbox) -> None:
     assert result.final_output == "The sum is 5."
     tools = server.requests[0].json["tools"]
     assert [tool["function"]["name"] for tool in tools] == ["execute_typescript"]
-    assert "function add(input: AddInput)" in tools[0]["function"]["description"]
+    assert "function add(input: {" in tools[0]["function"]["description"]
     second = server.requests[1].json["messages"][-1]
     assert second["role"] == "tool"
     assert "Closest names: tools.math.add." in second["content"]
@@ -150,7 +150,7 @@ async def test_langchain_tool_runs_scripted_call(toolbox: Toolbox) -> None:
     assert "TypeError: tools.math.ad is not a function" in str(output.content)
     assert "2 | return await tools.math.ad({a: 2, b: 3});" in str(output.content)
     schema = convert_to_openai_tool(tool)["function"]
-    assert "function add(input: AddInput)" in schema["description"]
+    assert "function add(input: {" in schema["description"]
     assert schema["parameters"]["required"] == ["code"]
 
 

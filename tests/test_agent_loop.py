@@ -139,7 +139,7 @@ async def test_system_prompt_carries_rules_and_api(toolbox: Toolbox) -> None:
         provider = provider_for("openai", server)
         prompt = Agent(toolbox, provider).system_prompt
         await provider.aclose()
-    assert "function multiply(input: MultiplyInput)" in prompt
+    assert "function multiply(input: {" in prompt
     assert "body of an async function" in prompt
     assert "no network" in prompt
     assert f"stopped after {toolbox.limits.timeout:g} seconds" in prompt
@@ -213,7 +213,7 @@ async def test_search_mode_prompt_lists_servers(toolbox: Toolbox) -> None:
 
 async def test_auto_mode_declares_small_api(toolbox: Toolbox) -> None:
     prompt = system_prompt(toolbox, api="auto")
-    assert "function multiply(input: MultiplyInput)" in prompt
+    assert "function multiply(input: {" in prompt
     assert "function searchTools(" not in prompt
 
 

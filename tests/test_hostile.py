@@ -1,20 +1,23 @@
-"""Loading a real MCP server whose schemas are malformed, enormous or hostile.
+"""Loading a real MCP server whose tools are malformed, enormous or hostile.
 
 The server (tests/servers/hostile.py) speaks MCP over stdio. Each hostile tool
 must degrade on its own, with a warning naming the server, the tool and the
-problem, while the ordinary tool keeps its types and runs.
+problem, while the ordinary tool keeps its types and runs. Loading must finish:
+the module's timeout turns a hang into a failure.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from isobind import Toolbox, UpstreamError, load_config
+from isobind import Toolbox, load_config
 
 from .conftest import write_config
 from .support import TESTS, assert_compiles, in_async_function, needs_tsc
@@ -38,14 +41,17 @@ async def loaded(
     server = {"command": sys.executable, "args": [str(TESTS / "servers" / "hostile.py")]}
     path = write_config(tmp_path_factory.mktemp("config"), {"mcpServers": {"hostile": server}})
     records = _Records()
-    logger = logging.getLogger("isobind._typescript")
-    logger.addHandler(records)
+    loggers = [logging.getLogger(name) for name in ("isobind._typescript", "isobind._upstream")]
+    for logger in loggers:
+        logger.addHandler(records)
     try:
         async with Toolbox(load_config(path, environ={})) as toolbox:
-            logger.removeHandler(records)
+            for logger in loggers:
+                logger.removeHandler(records)
             yield toolbox, records.messages
     finally:
-        logger.removeHandler(records)
+        for logger in loggers:
+            logger.removeHandler(records)
 
 
 def warning_for(messages: list[str], tool: str) -> str:
@@ -59,10 +65,31 @@ def warning_for(messages: list[str], tool: str) -> str:
     ("tool", "problem"),
     [
         pytest.param("deep", "nested more than 40 levels deep", id="deep"),
+        pytest.param(
+            "very-deep", "inputSchema: nested more than 128 JSON levels deep", id="very-deep"
+        ),
         pytest.param("cycle", "refers to itself through unions alone", id="cycle"),
         pytest.param("wide", "longer than 400000 characters once rendered", id="wide"),
         pytest.param("long-description", "description of 1000000 characters cut", id="long"),
         pytest.param("malformed", "a schema must be an object or boolean", id="malformed"),
+        pytest.param(
+            "string-schema", "invalid schema typed as unknown: inputSchema: ", id="string-schema"
+        ),
+        pytest.param(
+            "list-properties",
+            "inputSchema at properties: Input should be a valid dictionary",
+            id="list-properties",
+        ),
+        pytest.param(
+            "list-output",
+            "invalid schema typed as unknown: outputSchema: ",
+            id="list-output",
+        ),
+        pytest.param(
+            "number-description",
+            "invalid fields ignored: description: Input should be a valid string",
+            id="number-description",
+        ),
     ],
 )
 async def test_hostile_tool_warns(
@@ -77,6 +104,79 @@ async def test_malformed_warning_lists_each_part(loaded: tuple[Toolbox, list[str
     message = warning_for(messages, "malformed")
     assert "#/properties/ref/$ref: must be a string" in message
     assert "cannot resolve 'https://127.0.0.1:9/schema.json'" in message
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        pytest.param(4, "it has no usable name (name: Field required)", id="no-name"),
+        pytest.param(5, "it has no usable name (name: Input should be a valid string)", id="int"),
+        pytest.param(6, "it is not an object", id="string"),
+        pytest.param(7, "it is not an object", id="null"),
+    ],
+)
+async def test_unnamed_entry_skipped(
+    loaded: tuple[Toolbox, list[str]], entry: int, problem: str
+) -> None:
+    _, messages = loaded
+    # Entries are counted within their page, and these are on the second.
+    expected = f"MCP server hostile: tools/list entry {entry} skipped: {problem}"
+    assert expected in messages
+
+
+async def test_every_named_tool_loads(loaded: tuple[Toolbox, list[str]]) -> None:
+    toolbox, _ = loaded
+    names = [tool for server, tool in toolbox.callable_tools if server == "hostile"]
+    assert sorted(names) == sorted(
+        [
+            "deep",
+            "very_deep",
+            "cycle",
+            "wide",
+            "long_description",
+            "malformed",
+            "injection",
+            "string_schema",
+            "list_properties",
+            "ping",
+            "number_description",
+            "list_output",
+        ]
+    )
+
+
+async def test_invalid_schemas_loosely_typed(loaded: tuple[Toolbox, list[str]]) -> None:
+    declaration = loaded[0].declaration
+    for tool in ("very_deep", "string_schema", "list_properties"):
+        signature = f"function {tool}(input?: {{ [key: string]: unknown }}): Promise<unknown>;"
+        assert signature in declaration
+    # Only the output schema was invalid, so the input keeps its type.
+    assert "function list_output(input?: ListOutputInput): Promise<unknown>;" in declaration
+    assert "interface ListOutputInput { q?: string }" in declaration
+
+
+async def test_invalid_description_dropped(loaded: tuple[Toolbox, list[str]]) -> None:
+    declaration = loaded[0].declaration
+    line = "  function number_description(input?: { [key: string]: unknown }): Promise<unknown>;"
+    assert line in declaration.splitlines()
+    assert "42" not in declaration
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        pytest.param("tools.hostile.string_schema({a: 1})", "string-schema", id="string-schema"),
+        pytest.param('tools.hostile.list_output({q: "x"})', "list-output", id="list-output"),
+        pytest.param("tools.hostile.very_deep({})", "very-deep", id="very-deep"),
+    ],
+)
+async def test_loosely_typed_tool_runs(
+    loaded: tuple[Toolbox, list[str]], call: str, expected: str
+) -> None:
+    toolbox, _ = loaded
+    result = await toolbox.execute(f"return await {call};")
+    assert result.ok, result.error
+    assert result.result == expected
 
 
 async def test_ordinary_tool_keeps_types(loaded: tuple[Toolbox, list[str]]) -> None:
@@ -119,21 +219,39 @@ async def test_hostile_declaration_compiles(
     usage = """
   await tools.hostile.ping({ message: "hi" });
   await tools.hostile.injection({ "*/ x": "y" });
+  await tools.hostile.string_schema({ a: 1 });
+  await tools.hostile.list_output({ q: "x" });
+  // @ts-expect-error: the input is declared, so a misspelt key is an error
+  await tools.hostile.list_output({ query: "x" });
   // @ts-expect-error: injected declarations must not exist
   const leaked: string = stolen;"""
     assert_compiles(tmp_path, toolbox.declaration + in_async_function(usage))
 
 
-async def test_unparsable_tool_list_times_out(tmp_path: Path) -> None:
-    # Nested past what the MCP client parses, the tools/list response is dropped
-    # and never answered; the bounded wait turns that into an error.
-    server = {
-        "command": sys.executable,
-        "args": [str(TESTS / "servers" / "hostile.py")],
-        "env": {"HOSTILE_DEPTH": "150"},
-    }
-    path = write_config(tmp_path, {"mcpServers": {"hostile": server}})
-    toolbox = Toolbox(load_config(path, environ={}))
-    toolbox.list_tools_timeout = 2
-    with pytest.raises(UpstreamError, match="tools/list did not complete within 2 s"):
-        await toolbox.open()
+@needs_tsc
+async def test_hostile_compact_declaration_compiles(
+    loaded: tuple[Toolbox, list[str]], tmp_path: Path
+) -> None:
+    toolbox, _ = loaded
+    usage = """
+  await tools.hostile.ping({ message: "hi" });
+  await tools.hostile.injection({ "*/ x": "y" });
+  // @ts-expect-error: injected declarations must not exist
+  const leaked: string = stolen;"""
+    declaration = toolbox.compact_declaration
+    assert len(declaration) < len(toolbox.declaration)
+    assert_compiles(tmp_path, declaration + in_async_function(usage))
+
+
+def test_exec_calls_ordinary_tool(tmp_path: Path) -> None:
+    server = {"command": sys.executable, "args": [str(TESTS / "servers" / "hostile.py")]}
+    config = write_config(tmp_path, {"mcpServers": {"hostile": server}})
+    script = tmp_path / "script.ts"
+    script.write_text('return await tools.hostile.ping({message: "hi"});\n', encoding="utf-8")
+    command = [sys.executable, "-m", "isobind", "exec", str(script), "--config", str(config)]
+    completed = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, timeout=50, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == "ping"
+    assert "tool 'string-schema': invalid schema typed as unknown" in completed.stderr

@@ -237,6 +237,16 @@ SCHEMA_CASES = [
         "interface T {\n  /** Keys matching ^x- */ [key: string]: string;\n}",
     ),
     (
+        {"properties": {"a": {"type": "string"}}, "required": ["a"]}
+        | {"patternProperties": {"^n_": {"type": "number"}}},
+        "interface T {\n  a: string;\n"
+        "  /** Keys matching ^n_ */ [key: string]: number | string;\n}",
+    ),
+    (
+        {"type": "object", "nullable": True, "properties": {"a": {"type": "string"}}},
+        "type T = { a?: string } | null;",
+    ),
+    (
         {"properties": {"a-b": {}, "delete": {}, "0": {}, "": {}}},
         'interface T { "a-b"?: unknown; delete?: unknown; "0"?: unknown; ""?: unknown }',
     ),
@@ -386,6 +396,8 @@ SCHEMA_CASES = [
         "additionalProperties with properties",
         "additionalProperties true",
         "patternProperties",
+        "patternProperties beside properties",
+        "nullable object",
         "quoted keys",
         "recursive defs",
         "definitions",
@@ -481,6 +493,23 @@ def test_time_server_declaration() -> None:
 
 EDGE_SCHEMAS = {
     "no properties": {"type": "object", "properties": {}},
+    "pattern beside required properties": {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "patternProperties": {"^n_": {"type": "number"}},
+        "required": ["a"],
+    },
+    "nullable object and property": {
+        "type": "object",
+        "nullable": True,
+        "properties": {"a": {"type": "string", "nullable": True}},
+    },
+    "tuple with rest": {
+        "type": "array",
+        "prefixItems": [{"type": "string"}, {"type": "number"}],
+        "items": {"type": "boolean"},
+        "minItems": 1,
+    },
     "free-form": {"type": "object"},
     "not an object": {"type": "string"},
     "union root": {"anyOf": [{"properties": {"a": {"type": "string"}}, "required": ["a"]}, {}]},

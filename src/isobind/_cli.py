@@ -458,7 +458,17 @@ def _run_toolbox(
 
 
 @app.command("types")
-def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
+def types_command(
+    config: ConfigOption,
+    verbose: VerboseOption = False,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            "--compact",
+            help="Cut each description to its first sentence, as in a model's prompt.",
+        ),
+    ] = False,
+) -> None:
     """Print the TypeScript API of the callable tools of the configured servers."""
     _setup_logging(verbose)
     try:
@@ -468,7 +478,7 @@ def types_command(config: ConfigOption, verbose: VerboseOption = False) -> None:
 
     async def render() -> str:
         async with Toolbox(loaded) as toolbox:
-            return toolbox.declaration
+            return toolbox.compact_declaration if compact else toolbox.declaration
 
     try:
         declaration = asyncio.run(render())

@@ -112,12 +112,13 @@ def search_instructions(servers: Sequence[ServerSummary], *, timeout: float) -> 
 def toolbox_instructions(toolbox: Toolbox, *, api: ApiMode = "auto") -> str:
     """Return the rules and the API of an open `toolbox`, whole or through search.
 
-    `api="auto"` gives the whole declaration unless it is longer than
+    The whole API is `Toolbox.compact_declaration`, whose descriptions are cut
+    to a sentence. `api="auto"` gives it unless it is longer than
     `MAX_FULL_API_CHARS`, and the servers with the search helpers otherwise.
     """
     if api not in ("full", "search", "auto"):
         raise ValueError(f"api must be 'full', 'search' or 'auto', not {api!r}")
-    declaration = toolbox.declaration
+    declaration = toolbox.compact_declaration
     timeout = toolbox.limits.timeout
     if api == "full" or (api == "auto" and len(declaration) <= MAX_FULL_API_CHARS):
         return instructions(declaration, timeout=timeout)

@@ -21,7 +21,6 @@ no field weights.
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import math
 import re
@@ -30,12 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import snowballstemmer
-
 from ._inputs import json_type_name
 from ._sandbox import CallReply
 from ._tools import ToolSpec
-from ._typescript import render_api
+from ._typescript import MAX_DESCRIPTION_CHARS, render_api
+from ._words import stem_word, tokenize
 
 __all__ = [
     "DISCOVERY_DECLARATION",
@@ -97,69 +95,6 @@ _MAX_NAMES = 100
 _MAX_REQUEST_CHARS = 100_000
 _SUMMARY_CHARS = 120
 
-# Words that carry no meaning in a query such as "how do I get the time in Tokyo".
-_STOP_WORDS = frozenset(
-    {
-        "a",
-        "about",
-        "all",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
-        "give",
-        "how",
-        "i",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "please",
-        "show",
-        "some",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "this",
-        "to",
-        "using",
-        "want",
-        "was",
-        "we",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    }
-)
-
 # Groups of words that a user and a tool author may use for one thing. A query
 # word also matches the other words of its groups, at a lower weight. The groups
 # are general software and everyday vocabulary, not a list of tool names.
@@ -194,47 +129,17 @@ _RELATED_WEIGHT = 0.5
 # Query words shorter than this never match by prefix, because `a` would match everything.
 _MIN_PREFIX = 3
 
-_WORD = re.compile(r"[^\W_]+")
-# Boundaries inside a word: `readTextFile` -> read Text File, `HTTPServer` -> HTTP Server,
-# `utf8` -> utf 8.
-_CAMEL_BOUNDARY = re.compile(
-    r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"
-)
-_STEMMER = snowballstemmer.stemmer("english")
-
 
 def _related_stems() -> dict[str, frozenset[str]]:
     related: dict[str, set[str]] = {}
     for group in _RELATED_GROUPS:
-        stems = set(_STEMMER.stemWords(group.split()))
+        stems = set(map(stem_word, group.split()))
         for stem in stems:
             related.setdefault(stem, set()).update(stems - {stem})
     return {stem: frozenset(others) for stem, others in related.items()}
 
 
 _RELATED_STEMS = _related_stems()
-
-
-def tokenize(text: str) -> list[str]:
-    """Split `text` into lowercase stemmed words, also at snake_case, camelCase and dashes.
-
-    Stop words are dropped, so `"Get the current time"` gives `["get", "current", "time"]`.
-    """
-    words: list[str] = []
-    for run in _WORD.findall(text):
-        for part in _CAMEL_BOUNDARY.split(run):
-            word = part.lower()
-            if word and word not in _STOP_WORDS:
-                words.append(word)
-    return [_stem(word) for word in words]
-
-
-@functools.lru_cache(maxsize=65_536)
-def _stem(word: str) -> str:
-    # The Snowball stemmer is pure Python and tool text repeats few words, so
-    # caching makes indexing 2,500 tools several times faster.
-    stem: str = _STEMMER.stemWord(word)
-    return stem
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,12 +337,15 @@ def _document(key: tuple[str, str], spec: ToolSpec) -> dict[str, str]:
         spec.input_schema.get("properties") if isinstance(spec.input_schema, dict) else None
     )
     parameters = " ".join(map(str, properties)) if isinstance(properties, dict) else ""
+    # Only the text that the declaration shows is indexed, so that a server's
+    # megabyte of description cannot stall loading (stemming is pure Python).
+    limit = MAX_DESCRIPTION_CHARS
     return {
-        "name": key[1],
-        "title": spec.title or "",
-        "parameters": parameters,
-        "server": key[0],
-        "description": spec.description or "",
+        "name": key[1][:limit],
+        "title": (spec.title or "")[:limit],
+        "parameters": parameters[:limit],
+        "server": key[0][:limit],
+        "description": (spec.description or "")[:limit],
     }
 
 

@@ -123,6 +123,7 @@ class Toolbox:
         self._rate_windows = RateWindows(config.rate_limit_store if config is not None else None)
         self._catalog: ToolCatalog | None = None
         self._declaration = ""
+        self._compact_declaration = ""
         self._callable_tools: tuple[tuple[str, str], ...] = ()
         self._state = "new"
         self._refresh_lock = asyncio.Lock()
@@ -227,6 +228,8 @@ class Toolbox:
         allowed_api = render_api(allowed, log_problems=False)
         # The problems of these schemas were logged by the first rendering.
         self._declaration = allowed_api.declaration
+        compact = render_api(allowed, log_problems=False, detail="compact")
+        self._compact_declaration = compact.declaration
         self._callable_tools = tuple(sorted(allowed_api.bindings))
         self._registry = ToolRegistry(
             api,
@@ -250,8 +253,9 @@ class Toolbox:
         )
 
     async def _list_tools(self, connection: McpConnection) -> list[ToolSpec]:
-        # The MCP client drops a response it cannot parse (JSON nested about 240
-        # levels deep, with mcp 2.3) and then waits for it forever.
+        # The MCP client drops a response it cannot parse and then waits for it
+        # forever. `McpConnection` recovers one nested too deeply on stdio, but
+        # not other unparsable responses.
         try:
             with anyio.fail_after(self.list_tools_timeout):
                 return await connection.list_tools()
@@ -321,6 +325,17 @@ class Toolbox:
         """The TypeScript declaration of the `tools` global: the callable tools only."""
         self._require_open()
         return self._declaration
+
+    @property
+    def compact_declaration(self) -> str:
+        """`declaration` with each description cut to its first sentence, for a prompt.
+
+        Optional properties, and required ones whose description only restates
+        the names, lose their descriptions. Every type, tag and enum note stays.
+        `describe_tools` returns the full text.
+        """
+        self._require_open()
+        return self._compact_declaration
 
     @property
     def callable_tools(self) -> tuple[tuple[str, str], ...]:

@@ -33,3 +33,8 @@ class ToolSpec:
     output_schema: dict[str, Any] | None = None
     title: str | None = None
     annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
+    schema_problem: str | None = None
+    """Why the input or output schema the source listed was invalid and replaced.
+
+    The API then types the replaced side loosely (any object, or `unknown`).
+    """

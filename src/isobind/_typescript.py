@@ -32,19 +32,21 @@ import itertools
 import json
 import logging
 import math
+import re
 import urllib.parse
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from ._errors import ApiError
 from ._naming import is_identifier_name, to_identifier, to_type_name
 from ._tools import ToolAnnotations, ToolSpec
+from ._words import tokenize
 
-__all__ = ["Api", "render_api", "render_schema", "type_fallbacks"]
+__all__ = ["DETAILS", "Api", "Detail", "render_api", "render_schema", "type_fallbacks"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,30 @@ _HEADER = (
     " `Promise<unknown>` resolves to the JSON parsed from its single text item, else that"
     " text, else its MCP content list. */"
 )
+_COMPACT_HEADER = _HEADER.removesuffix(" */") + (
+    f' A description ending in {"…"!s} is cut: `await isobind.describeTools(["server.tool"])`'
+    " returns the tool's whole declaration. */"
+)
+
+Detail = Literal["full", "compact"]
+"""How much description text a declaration keeps.
+
+`"full"` keeps every description (up to `MAX_DESCRIPTION_CHARS`). `"compact"`
+cuts the descriptions of tools and required properties to their first
+sentence, marking a cut with `…`. It leaves out the descriptions of optional
+properties and those that only restate names (see `_property_doc`), and
+inlines types that nothing refers to. Both keep every type, tag and
+enum note.
+"""
+DETAILS: tuple[Detail, ...] = ("full", "compact")
+
+# In compact declarations, a first sentence longer than this is cut at a word.
+_MAX_SUMMARY_CHARS = 160
+_MAX_PROPERTY_SUMMARY_CHARS = 80
+_CUT_MARK = "…"
+# A sentence ends at `.`, `!` or `?` before a capital letter or the end, but not
+# in the abbreviations "e.g." and "i.e.".
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)[.!?](?=\s+[A-Z]|\s*$)")
 
 _OBJECT_KEYWORDS = ("properties", "additionalProperties", "patternProperties")
 _ARRAY_KEYWORDS = ("items", "prefixItems", "additionalItems")
@@ -155,26 +181,38 @@ def render_api(
     *,
     server_descriptions: Mapping[str, str] | None = None,
     log_problems: bool = True,
+    detail: Detail = "full",
 ) -> Api:
     """Render `tools` as one TypeScript declaration with a namespace per server.
 
     Servers and tools keep their order of first appearance. `server_descriptions`
     maps configured server names to text shown in the namespace's JSDoc. With
     `log_problems=False` schema problems are not logged, for a second rendering
-    of tools whose problems were logged when they were first rendered.
+    of tools whose problems were logged when they were first rendered. `detail`
+    is `"full"` or `"compact"` (see `Detail`).
 
     Raises:
         ApiError: two servers, or two tools of one server, map to the same identifier.
     """
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be 'full' or 'compact', not {detail!r}")
     servers, tools_by_server = _bind_names(tools)
     descriptions = server_descriptions or {}
+    compact = detail == "compact"
 
-    blocks = [_HEADER]
+    blocks = [_COMPACT_HEADER if compact else _HEADER]
     bindings: dict[tuple[str, str], ToolSpec] = {}
     fallbacks: list[str] = []
     for server_id, server_name in servers.items():
-        scope = _TypeScope(indent=_INDENT, log_problems=log_problems, fallbacks=fallbacks)
-        lines = _namespace_doc(server_id, server_name, descriptions.get(server_name))
+        scope = _TypeScope(
+            indent=_INDENT, log_problems=log_problems, fallbacks=fallbacks, compact=compact
+        )
+        description = descriptions.get(server_name)
+        if compact:
+            # Code reaches a server by its identifier, so compact leaves out its original name.
+            lines = _doc_lines(_summary(_clean_text(description)), [], "")
+        else:
+            lines = _namespace_doc(server_id, server_name, description)
         lines.append(f"declare namespace tools.{server_id} {{")
         for tool_id, spec in tools_by_server[server_id].items():
             lines.extend(_render_tool(scope, tool_id, spec))
@@ -274,7 +312,15 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
             description_chars,
             MAX_DESCRIPTION_CHARS,
         )
+    if spec.schema_problem is not None:
+        # The source replaced the invalid schema (see `isobind._listing`), so the
+        # input is any object, or the output `unknown`.
+        scope.fallbacks.append(f"{context}: invalid schema, {spec.schema_problem}")
+        if scope.log_problems:
+            logger.warning("%s: invalid schema typed as unknown: %s", context, spec.schema_problem)
     type_base = to_type_name(tool_id)
+    if scope.compact:
+        scope.tool_words = frozenset(tokenize(spec.name))
 
     input_type, input_optional = _render_root(
         scope, spec.input_schema, type_base + "Input", f"{context}, input schema", lines
@@ -285,7 +331,10 @@ def _render_tool(scope: _TypeScope, tool_id: str, spec: ToolSpec) -> list[str]:
             scope, spec.output_schema, type_base + "Output", f"{context}, output schema", lines
         )
 
-    lines.extend(_doc_lines(_tool_text(spec), _annotation_tags(spec.annotations), _INDENT))
+    text = _tool_text(spec)
+    if scope.compact:
+        text = _summary(text)
+    lines.extend(_doc_lines(text, _annotation_tags(spec.annotations), _INDENT))
     parameter = "input?" if input_optional else "input"
     lines.append(f"{_INDENT}function {tool_id}({parameter}: {input_type}): Promise<{output_type}>;")
     return lines
@@ -298,7 +347,8 @@ def _render_root(
 
     Returns the type to use in the signature and whether the input may be
     omitted. `unknown` and a plain object type without properties stay inline,
-    and any other type gets the name `type_name`.
+    and any other type gets the name `type_name`. A compact declaration also
+    inlines a type that nothing refers to and that has no JSDoc of its own.
     """
     name = scope.allocate(type_name)
     rendered = _render_document(scope, schema, name, context=context)
@@ -319,7 +369,12 @@ def _render_root(
         scope.release(name)
         return root.text, optional
 
-    lines.append(_declare(name, root, _schema_doc(schema), indent=scope.indent))
+    doc = _schema_doc(schema, scope.compact)
+    if scope.compact and not root_referenced and doc == (None, []):
+        scope.release(name)
+        return root.text, optional
+
+    lines.append(_declare(name, root, doc, indent=scope.indent))
     return name, optional
 
 
@@ -367,10 +422,21 @@ class _TypeScope:
     _RESERVED = frozenset({"Promise"})
 
     def __init__(
-        self, *, indent: str, log_problems: bool = True, fallbacks: list[str] | None = None
+        self,
+        *,
+        indent: str,
+        log_problems: bool = True,
+        fallbacks: list[str] | None = None,
+        compact: bool = False,
     ) -> None:
         self.indent = indent
         self.log_problems = log_problems
+        self.compact = compact
+        # Compact declarations describe a property once per namespace: a later
+        # property with the same name and description gets only its tags.
+        self.property_docs: set[tuple[str, str]] = set()
+        # Stems of the name of the tool being rendered, for compact declarations.
+        self.tool_words: frozenset[str] = frozenset()
         self.fallbacks = fallbacks if fallbacks is not None else []
         self.names: set[str] = set(self._RESERVED)
         self.by_key: dict[tuple[str, str, str], str] = {}
@@ -617,7 +683,7 @@ class _Renderer:
             )
             property_types.append(value)
             mark = "" if key in required else "?"
-            doc = _property_doc(key, subschema, member_indent)
+            doc = _property_doc(key, subschema, member_indent, self.scope, not mark)
             members.append((doc, f"{_property_key(key)}{mark}: {value.text}"))
             self._count_chars(len(key) + len(value.text) + sum(map(len, doc)))
 
@@ -847,7 +913,9 @@ class _Renderer:
         indent = self.scope.indent
         rendered = self._render(schema, path, depth=depth, deferred=False, indent=indent)
         self._states[name] = _State.DONE
-        declaration = _declare(name, rendered, _schema_doc(schema), indent=indent)
+        declaration = _declare(
+            name, rendered, _schema_doc(schema, self.scope.compact), indent=indent
+        )
         self._count_chars(len(declaration))
         self.declarations.append(declaration)
 
@@ -1203,8 +1271,15 @@ def _single_branch(schema: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _schema_doc(schema: Any) -> tuple[str | None, list[str]]:
-    """Return the JSDoc text and tags of a schema: its description and validation hints."""
+def _schema_doc(
+    schema: Any, compact: bool = False, *, describe: bool = True
+) -> tuple[str | None, list[str]]:
+    """Return the JSDoc text and tags of a schema: its description and validation hints.
+
+    A `@default` that the description already states is left out. With
+    `compact` the description is cut to its first sentence, and without
+    `describe` it is left out (enum notes stay).
+    """
     if not isinstance(schema, dict):
         return None, []
 
@@ -1219,19 +1294,70 @@ def _schema_doc(schema: Any) -> tuple[str | None, list[str]]:
         tags.extend(tag for tag in _hint_tags(branch) if tag.split(" ", 1)[0] not in present)
         notes = notes or _enum_notes(branch)
 
+    if text is not None:
+        tags = [tag for tag in tags if not _states_default(text, tag)]
+    if compact:
+        text = _summary(text, _MAX_PROPERTY_SUMMARY_CHARS) if describe else None
     if notes:
         text = "\n".join([text or "Values:", *notes])
     return text, tags
 
 
-def _property_doc(key: str, schema: Any, indent: str) -> list[str]:
-    """Return the JSDoc lines of a property, with its title only when that adds to the key."""
-    text, tags = _schema_doc(schema)
-    if text is None and isinstance(schema, dict):
+def _property_doc(
+    key: str, schema: Any, indent: str, scope: _TypeScope, required: bool
+) -> list[str]:
+    """Return the JSDoc lines of a property, with its title only when that adds to the key.
+
+    A compact declaration describes only required properties, each once per
+    namespace and only when the description adds a word to the property's and
+    the tool's names ("Path of the file to read" adds none to `path` of
+    `read_file`). It keeps the tags and enum notes of every property.
+    """
+    text, tags = _schema_doc(schema, scope.compact, describe=required or not scope.compact)
+    if text is None and isinstance(schema, dict) and (required or not scope.compact):
         title = _clean_text(schema.get("title"))
         if title is not None and _loose(title) != _loose(key):
             text = title
+    if scope.compact and text is not None:
+        words = set(tokenize(text))
+        if words <= set(tokenize(key)) | scope.tool_words or (key, text) in scope.property_docs:
+            text = None
+        else:
+            scope.property_docs.add((key, text))
     return _doc_lines(text, tags, indent)
+
+
+def _states_default(text: str, tag: str) -> bool:
+    """Tell whether `text` states the default value that `tag` (an `@default` tag) gives.
+
+    "Number of results (1-20, default 10)" states `@default 10`, and so does
+    "Defaults to 'Text'" for `@default "Text"`.
+    """
+    if not tag.startswith("@default "):
+        return False
+    value = tag.removeprefix("@default ")
+    if value.endswith("…"):
+        return False
+    bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    pattern = (
+        r"\bdefaults?(?:\s+(?:is|to|value|of))?\s*[:=]?\s*[\"'`]?" + re.escape(bare) + r"(?![\w.-])"
+    )
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def _summary(text: str | None, max_chars: int = _MAX_SUMMARY_CHARS) -> str | None:
+    """Cut `text` to its first sentence, at most `max_chars` long, marking a cut."""
+    if text is None:
+        return None
+    first = text.split("\n", 1)[0]
+    match = _SENTENCE_END.search(first)
+    if match is not None:
+        first = first[: match.end()]
+    if len(first) > max_chars:
+        first = first[:max_chars].rsplit(" ", 1)[0].rstrip(",;:")
+    if first == text:
+        return text
+    return f"{first} {_CUT_MARK}"
 
 
 def _loose(text: str) -> str:

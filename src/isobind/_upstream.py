@@ -9,6 +9,9 @@ A server's stderr goes through a pipe to this process, where each line is
 scrubbed of secrets and logged at DEBUG; the last lines are kept to explain a
 server that fails to start.
 
+Each `tools/list` response is repaired tool by tool before the SDK validates
+it (see `isobind._listing`), so one malformed tool costs only that tool.
+
 A server that ends its session after the first handshake (its process exits,
 or its stream closes) is started again with exponential backoff. Calls made
 while it is down raise `UpstreamError` at once instead of waiting.
@@ -40,6 +43,7 @@ from pydantic import ValidationError
 
 from ._config import HttpServer, StdioServer
 from ._errors import ClosedError, UpstreamError
+from ._listing import MAX_MESSAGE_DEPTH, clean_tool_page, recover_deep_message
 from ._log_scrub import LineScrubber
 from ._redact import Scrubber
 from ._tools import ToolAnnotations, ToolSpec
@@ -134,7 +138,7 @@ def _guarded(command: str, args: list[str]) -> tuple[str, list[str]]:
     return sys.executable, [*guard, *args]
 
 
-def _to_spec(server: str, tool: types.Tool) -> ToolSpec:
+def _to_spec(server: str, tool: types.Tool, schema_problem: str | None) -> ToolSpec:
     hints = tool.annotations
     annotations = ToolAnnotations()
     if hints is not None:
@@ -153,6 +157,7 @@ def _to_spec(server: str, tool: types.Tool) -> ToolSpec:
         output_schema=dict(tool.output_schema) if tool.output_schema is not None else None,
         title=title,
         annotations=annotations,
+        schema_problem=schema_problem,
     )
 
 
@@ -188,6 +193,11 @@ class McpConnection:
         self._bad_lines = 0
         self._first_bad_line: str | None = None
         self._closed = False
+        # Ids of the `tools/list` requests in flight, and the problems
+        # `_clean_tool_page` found per tool name. `_listing` lets one listing run at a time.
+        self._tool_list_ids: set[types.RequestId] = set()
+        self._schema_problems: dict[str, str] = {}
+        self._listing = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -289,14 +299,16 @@ class McpConnection:
 
     async def _hold_session(self) -> None:
         """Run one session until `aclose()` or until the server's stream ends."""
+        # A new session numbers its requests afresh, so ids of the last one must not match.
+        self._tool_list_ids.clear()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
-                watched = _EndWatcher(read)
+                watched = _EndWatcher(read, self._filter_message)
                 session = await stack.enter_async_context(
                     ClientSession(
                         watched,
-                        write,
+                        _RequestWatcher(write, self._tool_list_ids),
                         logging_callback=self._server_log,
                         message_handler=self._on_message,
                     )
@@ -371,7 +383,18 @@ class McpConnection:
         return _http_transport(server.url, client)
 
     async def list_tools(self) -> list[ToolSpec]:
-        """List every tool, following pagination."""
+        """List every tool, following pagination.
+
+        A tool with an invalid schema is kept with `schema_problem` set, and an
+        entry without a usable name is left out; both are logged.
+        """
+        async with self._listing:
+            self._schema_problems.clear()
+            specs = await self._list_pages()
+            self.tools = specs
+            return specs
+
+    async def _list_pages(self) -> list[ToolSpec]:
         session = self._require_session()
         specs: list[ToolSpec] = []
         cursor: str | None = None
@@ -384,16 +407,59 @@ class McpConnection:
                     f"tools/list failed: {self._redactor.scrub_text(_describe_exception(error))}",
                     server=self.name,
                 ) from error
-            specs.extend(_to_spec(self.name, tool) for tool in page.tools)
+            for tool in page.tools:
+                problem = self._schema_problems.get(tool.name)
+                specs.append(_to_spec(self.name, tool, problem))
             cursor = page.next_cursor
             if not cursor:
-                self.tools = specs
                 return specs
         raise UpstreamError(
             f"tools/list returned more than {_MAX_TOOL_PAGES} pages; the server's "
             "pagination does not end",
             server=self.name,
         )
+
+    def _filter_message(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
+        """Recover a message nested too deeply for the SDK, and repair `tools/list` results."""
+        # NOTE: over streamable HTTP the SDK replaces an unparsable response with a
+        # JSON-RPC parse error before this filter sees it, so there a tools/list
+        # nested too deeply fails as a whole instead of being recovered.
+        if isinstance(item, Exception):
+            recovered = recover_deep_message(item)
+            if recovered is None:
+                return item
+            logger.warning(
+                "MCP server %s: a message nested more than %d JSON levels deep was parsed "
+                "with its deeper values cut",
+                self.name,
+                MAX_MESSAGE_DEPTH,
+            )
+            item = recovered
+
+        message = item.message
+        if isinstance(message, types.JSONRPCResponse) and message.id in self._tool_list_ids:
+            self._tool_list_ids.discard(message.id)
+            self._clean_tool_page(message.result)
+        elif isinstance(message, types.JSONRPCError) and message.id is not None:
+            self._tool_list_ids.discard(message.id)
+        return item
+
+    def _clean_tool_page(self, result: dict[str, Any]) -> None:
+        session = self._session
+        version = session.protocol_version if session is not None else None
+        cleaned = clean_tool_page(result, version)
+        scrub = self._redactor.scrub_text
+        for sentence in cleaned.skipped:
+            logger.warning("MCP server %s: tools/list %s", self.name, _log_text(scrub(sentence)))
+        for name, problems in cleaned.problems.items():
+            text = _log_text(scrub("; ".join(problems)))
+            if name in cleaned.unknown:
+                # The API logs it when it types the tool `unknown`.
+                self._schema_problems[name] = text
+            else:
+                logger.warning(
+                    "MCP server %r, tool %r: invalid fields ignored: %s", self.name, name, text
+                )
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         """Call one tool; transport and protocol errors propagate to the caller."""
@@ -448,8 +514,13 @@ class _EndWatcher:
     switch to every message.
     """
 
-    def __init__(self, stream: MemoryObjectReceiveStream[SessionMessage | Exception]):
+    def __init__(
+        self,
+        stream: MemoryObjectReceiveStream[SessionMessage | Exception],
+        message_filter: Callable[[SessionMessage | Exception], SessionMessage | Exception],
+    ):
         self._stream = stream
+        self._filter = message_filter
         self.ended = anyio.Event()
 
     @property
@@ -458,10 +529,11 @@ class _EndWatcher:
 
     async def receive(self) -> SessionMessage | Exception:
         try:
-            return await self._stream.receive()
+            item = await self._stream.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.ended.set()
             raise
+        return self._filter(item)
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -482,6 +554,29 @@ class _EndWatcher:
         await self.aclose()
 
 
+class _RequestWatcher:
+    """A write stream that records the ids of the `tools/list` requests it passes on."""
+
+    def __init__(self, stream: Any, ids: set[types.RequestId]):
+        self._stream = stream
+        self._ids = ids
+
+    async def send(self, item: SessionMessage, /) -> None:
+        message = item.message
+        if isinstance(message, types.JSONRPCRequest) and message.method == "tools/list":
+            self._ids.add(message.id)
+        await self._stream.send(item)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> _RequestWatcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 async def _first_of(*waits: Any) -> None:
     """Wait until the first of the awaitables `waits` finishes, then cancel the rest."""
     tasks = [asyncio.ensure_future(wait) for wait in waits]
@@ -496,6 +591,11 @@ async def _first_of(*waits: Any) -> None:
 async def _http_transport(url: str, client: httpx2.AsyncClient) -> Any:
     async with client, streamable_http_client(url, http_client=client) as streams:
         yield streams
+
+
+def _log_text(text: str) -> str:
+    """Escape control characters, so that text from a server cannot forge log lines."""
+    return "".join(repr(char)[1:-1] if char < " " or char == "\x7f" else char for char in text)
 
 
 def _describe_exception(error: BaseException | None) -> str:

@@ -1,28 +1,35 @@
-"""An MCP server that publishes malformed, enormous and hostile input schemas.
+"""An MCP server that publishes malformed, enormous and hostile tools.
 
-Each tool but `ping` has a schema built to hang, crash or flood a client that
-renders it: deep nesting, `$ref` cycles, 10,000 properties, megabyte
-descriptions, and text that tries to close a comment and inject declarations.
+Each tool but `ping` is built to hang, crash or flood a client that loads it:
+deep nesting (90 schema levels, and 10,000), `$ref` cycles, 10,000 properties,
+megabyte descriptions, text that tries to close a comment and inject
+declarations, and `tools/list` entries that break the MCP schema itself (no
+name, a schema that is a string, a description that is a number, junk values).
 `ping` is ordinary, so a test can check that it still loads and runs. Calls to
-any tool return the name of the tool called.
+any tool return the name of the tool called. `tools/list` has two pages, the
+second starting at `PAGE_SIZE`.
 
 It speaks JSON-RPC over stdio by hand, because the MCP SDK's server validates
-its own results and will not send a malformed schema.
+its own results and will not send any of this.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
-# Over twice isobind's depth limit, but below the nesting at which the MCP SDK's
-# client fails to parse the message (about 240 JSON levels with mcp 2.3, where
-# tools/list then never completes).
-DEPTH = int(os.environ.get("HOSTILE_DEPTH", "90"))
+# Past the schema depth limit of the TypeScript renderer (40), not the message
+# depth limit of isobind._listing (128 JSON levels).
+DEPTH = 60
+# Far past what the SDK's JSON parser accepts (about 200 JSON levels), so the
+# whole message has to be recovered. `json.dumps` cannot nest this deep, so the
+# schema is spliced into the reply as text.
+HUGE_DEPTH = 10_000
 WIDTH = 10_000
 MEGABYTE = 1_000_000
+PAGE_SIZE = 8
+_SPLICE = "@@very-deep@@"
 
 
 def nested_objects(depth: int) -> dict[str, Any]:
@@ -32,11 +39,17 @@ def nested_objects(depth: int) -> dict[str, Any]:
     return schema
 
 
-SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+def nested_text(depth: int) -> str:
+    opening = '{"type": "object", "properties": {"inner": ' * depth
+    return opening + '{"type": "string"}' + "}}" * depth
+
+
+SCHEMAS: dict[str, tuple[str, Any]] = {
     "deep": (
-        "Nested 90 objects deep.",
+        "Nested 60 objects deep.",
         {"type": "object", "properties": {"a": nested_objects(DEPTH)}},
     ),
+    "very-deep": ("Nested 10,000 objects deep.", _SPLICE),
     "cycle": (
         "Two definitions that refer to each other through unions alone.",
         {
@@ -62,8 +75,7 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             "properties": {"a": {"type": "string", "description": "y" * MEGABYTE}},
         },
     ),
-    # The MCP SDK's client rejects a whole tools/list whose `properties` is not
-    # an object, so the malformed parts sit one level down.
+    # Valid for MCP, which checks only the top of an input schema.
     "malformed": (
         "Subschemas of the wrong JSON types.",
         {
@@ -85,18 +97,44 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    # Invalid for MCP: the SDK's client rejects a whole page with any of these.
+    "string-schema": ("An input schema that is a string.", "not a schema"),
+    "list-properties": (
+        "Properties given as a list.",
+        {"type": "object", "properties": ["a", "b"]},
+    ),
     "ping": (
         "Return pong.",
         {"type": "object", "properties": {"message": {"type": "string"}}},
     ),
 }
 
+# Entries past the MCP schema beyond the input schema.
+OTHER_ENTRIES: list[Any] = [
+    {"name": "number-description", "description": 42, "inputSchema": {"type": "object"}},
+    {
+        "name": "list-output",
+        "description": "An output schema that is a list.",
+        "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        "outputSchema": [1, 2],
+    },
+    {"description": "A tool without a name.", "inputSchema": {"type": "object"}},
+    {"name": 7, "inputSchema": {"type": "object"}},
+    "junk",
+    None,
+]
 
-def tools() -> list[dict[str, Any]]:
-    return [
+
+def tools() -> list[Any]:
+    listed: list[Any] = [
         {"name": name, "description": description, "inputSchema": schema}
         for name, (description, schema) in SCHEMAS.items()
     ]
+    return listed + OTHER_ENTRIES
+
+
+def encode(reply: dict[str, Any]) -> str:
+    return json.dumps(reply).replace(json.dumps(_SPLICE), nested_text(HUGE_DEPTH))
 
 
 def result_for(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -108,7 +146,9 @@ def result_for(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
             "serverInfo": {"name": "hostile", "version": "1.0.0"},
         }
     if method == "tools/list":
-        return {"tools": tools()}
+        if params.get("cursor") == "second":
+            return {"tools": tools()[PAGE_SIZE:]}
+        return {"tools": tools()[:PAGE_SIZE], "nextCursor": "second"}
     if method == "tools/call":
         return {"content": [{"type": "text", "text": str(params.get("name"))}]}
     if method == "ping":
@@ -127,7 +167,7 @@ def main() -> None:
             reply["error"] = {"code": -32601, "message": "method not found"}
         else:
             reply["result"] = result
-        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.write(encode(reply) + "\n")
         sys.stdout.flush()
 
 
