@@ -24,6 +24,7 @@ from jsonschema import validators
 from ._approval import ApprovalRequest, Approver, ask
 from ._budget import RateWindows, RunBudget
 from ._egress import EGRESS_KEY, EgressGateway
+from ._errors import describe_exception
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
 from ._json_tree import map_leaves
@@ -294,7 +295,9 @@ class CallDispatcher:
                 value = _result_value(result)
         except Exception as error:
             logger.info("server %s tool %s failed: %s", tool.server, tool.name, type(error))
-            message = registry.redactor.scrub_text(_truncate(_describe(error)))
+            message = registry.redactor.scrub_text(
+                _truncate(describe_exception(error, type_names=False))
+            )
             return CallReply.failure(
                 "ToolError", f"tools.{tool.server}.{tool.name} failed: {message}"
             )
@@ -423,13 +426,6 @@ def _is_well_formed(arguments: dict[str, Any], input_text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in error.exceptions)
-    text = str(error)
-    return text if text else type(error).__name__
 
 
 def _truncate(text: str, limit: int = _MAX_ERROR_CHARS) -> str:

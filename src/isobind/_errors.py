@@ -73,3 +73,19 @@ class ModelError(IsobindError):
 
 class ClosedError(IsobindError):
     """Raised when a closed `Toolbox` or sandbox is used again."""
+
+
+def describe_exception(error: BaseException, *, type_names: bool) -> str:
+    """Return the text of `error`, and of each member of an exception group, joined by "; ".
+
+    With `type_names`, each text starts with its exception's type name. A member
+    without text is shown by its type name either way.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(
+            describe_exception(inner, type_names=type_names) for inner in error.exceptions
+        )
+    text = str(error)
+    if not text:
+        return type(error).__name__
+    return f"{type(error).__name__}: {text}" if type_names else text

@@ -42,7 +42,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from ._config import HttpServer, StdioServer
-from ._errors import ClosedError, UpstreamError
+from ._errors import ClosedError, UpstreamError, describe_exception
 from ._listing import MAX_MESSAGE_DEPTH, clean_tool_page, recover_deep_message
 from ._log_scrub import LineScrubber
 from ._redact import Scrubber
@@ -246,7 +246,7 @@ class McpConnection:
                 f"could not start: command {server.command!r} was not found. Install the "
                 "server or fix `command` in the config"
             )
-        detail = self._redactor.scrub_text(_describe_exception(failure))
+        detail = self._redactor.scrub_text(_describe_failure_cause(failure))
         if isinstance(server, HttpServer):
             return f"could not connect to {self._redactor.scrub_text(server.url)}: {detail}"
         junk = ""
@@ -292,7 +292,7 @@ class McpConnection:
                 logger.warning(
                     "MCP server %s: restart failed: %s",
                     self.name,
-                    self._redactor.scrub_text(_describe_exception(error)),
+                    self._redactor.scrub_text(describe_exception(error, type_names=True)),
                 )
             stable = time.monotonic() - started >= _STABLE_AFTER
             attempt = 0 if stable else attempt + 1
@@ -403,8 +403,9 @@ class McpConnection:
             try:
                 page = await session.list_tools(params=params)
             except Exception as error:
+                detail = self._redactor.scrub_text(describe_exception(error, type_names=True))
                 raise UpstreamError(
-                    f"tools/list failed: {self._redactor.scrub_text(_describe_exception(error))}",
+                    f"tools/list failed: {detail}",
                     server=self.name,
                 ) from error
             for tool in page.tools:
@@ -598,10 +599,5 @@ def _log_text(text: str) -> str:
     return "".join(repr(char)[1:-1] if char < " " or char == "\x7f" else char for char in text)
 
 
-def _describe_exception(error: BaseException | None) -> str:
-    if error is None:
-        return "unknown error"
-    if isinstance(error, BaseExceptionGroup):
-        return "; ".join(_describe_exception(inner) for inner in error.exceptions)
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+def _describe_failure_cause(error: BaseException | None) -> str:
+    return "unknown error" if error is None else describe_exception(error, type_names=True)
