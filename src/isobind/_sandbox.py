@@ -284,7 +284,7 @@ class _Isolate:
         self.closed = False
         self.prepared = False
         """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
-        # Only the host knows it: the bridge rejects calls without it.
+        # Only the host has it, and the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
 
     @classmethod
@@ -354,7 +354,7 @@ SettleCall = Callable[[int, CallReply], None]
 
 
 class CallBackend:
-    """Where a run's tool calls go: to handler tasks in this process, or to the host."""
+    """The destination of a run's tool calls: handler tasks in this process, or the host."""
 
     def start(self, requests: Sequence[CallRequest], settle: SettleCall) -> None:
         """Start `requests`, and call `settle` for each one when its reply is ready."""
@@ -381,7 +381,7 @@ class LocalCalls(CallBackend):
     def _finished(self, settle: SettleCall, task: asyncio.Task[CallReply]) -> None:
         call_id = self.tasks.pop(task)
         if task.cancelled():
-            # After the run ended `settle` ignores this; before, the code sees a failed call.
+            # Before the run ends, the code gets a failed call; after, `settle` ignores it.
             settle(call_id, CallReply.failure("CallCancelled", "the call was cancelled"))
             return
         error = task.exception()
@@ -691,8 +691,8 @@ async def run_in_isolate(
 async def create_isolate() -> _Isolate:
     """Create an isolate, evaluate the prelude and prepare the bridge, for `run_in_isolate`.
 
-    The first poll is made here too, so that V8 compiles the functions it
-    runs ahead of the request; it only reads the empty state of the prelude.
+    It also polls once, which only reads the prelude's empty state, so that V8
+    compiles the poll's functions before the request arrives.
     """
     isolate = await _Isolate.create()
     sources = [
