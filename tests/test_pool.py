@@ -12,7 +12,7 @@ import pytest
 
 from isobind import FunctionTools, SandboxSettings, Toolbox
 from isobind._audit import read_records, verify_log
-from isobind._sandbox import CallReply, CallRequest, Limits, run_in_isolate
+from isobind._sandbox import CallReply, CallRequest, Limits, run_in_isolate, wait_closed
 
 pytestmark = pytest.mark.anyio
 
@@ -217,6 +217,8 @@ async def test_script_level_throw_is_code_error() -> None:
     code = "}); throw new RangeError('outside main'); (async function () {"
 
     outcome = await run_in_isolate(code, api={}, handler=no_calls, limits=Limits())
+    # The isolate closes in the background; the test's event loop must outlive that.
+    await wait_closed()
 
     assert outcome.error is not None
     assert outcome.error["name"] == "RangeError"
