@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -314,3 +315,78 @@ def test_killed_exec_takes_servers_with_it(tmp_path: Path) -> None:
     while not process_gone(server_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert process_gone(server_pid), "the server outlived the killed isobind process"
+
+
+def started_workers(stderr: str) -> list[str]:
+    """Return the numbers of the sandbox workers that a verbose run logged as started."""
+    return re.findall(r"sandbox worker (\d+) started", stderr)
+
+
+def test_exec_sandbox_inprocess_option(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"mcpServers": {}})
+    completed = run_cli(
+        "exec", "-", "--config", str(config), "--json", "-v", "--sandbox", "inprocess",
+        stdin="return 6 * 7",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == 42
+    assert started_workers(completed.stderr) == []
+
+
+def test_exec_workers_option_overrides_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"mcpServers": {}, "isobind": {"sandbox": {"workers": 1}}})
+    from_config = run_cli("exec", "-", "--config", str(config), "--json", "-v", stdin="return 1")
+    overridden = run_cli(
+        "exec", "-", "--config", str(config), "--json", "-v", "--workers", "2", stdin="return 1"
+    )
+    assert from_config.returncode == 0, from_config.stderr
+    assert sorted(started_workers(from_config.stderr)) == ["1"]
+    assert overridden.returncode == 0, overridden.stderr
+    assert sorted(started_workers(overridden.stderr)) == ["1", "2"]
+
+
+def test_exec_sandbox_mode_from_config(tmp_path: Path) -> None:
+    data = {"mcpServers": {}, "isobind": {"sandbox": {"mode": "inprocess"}}}
+    config = write_config(tmp_path, data)
+    in_config = run_cli("exec", "-", "--config", str(config), "--json", "-v", stdin="return 1")
+    overridden = run_cli(
+        "exec", "-", "--config", str(config), "--json", "-v", "--sandbox", "workers",
+        "--workers", "1", stdin="return 1",
+    )  # fmt: skip
+    assert in_config.returncode == 0, in_config.stderr
+    assert started_workers(in_config.stderr) == []
+    assert overridden.returncode == 0, overridden.stderr
+    assert started_workers(overridden.stderr) == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        pytest.param("--workers", "0", id="workers-zero"),
+        pytest.param("--workers", "many", id="workers-word"),
+        pytest.param("--sandbox", "docker", id="sandbox-unknown"),
+    ],
+)
+def test_exec_invalid_sandbox_option_exit_two(tmp_path: Path, option: str, value: str) -> None:
+    config = write_config(tmp_path, {"mcpServers": {}})
+    completed = run_cli("exec", "-", "--config", str(config), option, value, stdin="return 1")
+    assert completed.returncode == 2
+    assert option in completed.stderr
+
+
+def test_exec_invalid_sandbox_config_exit_two(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"mcpServers": {}, "isobind": {"sandbox": {"stackKb": 9}}})
+    completed = run_cli("exec", "-", "--config", str(config), stdin="return 1")
+    assert completed.returncode == 2
+    assert str(config) in completed.stderr
+    assert "isobind.sandbox.stackKb: must be at least 64, not 9" in completed.stderr
+
+
+@pytest.mark.parametrize("command", ["exec", "serve", "run"])
+def test_sandbox_options_in_help(command: str) -> None:
+    completed = run_cli(command, "--help", env={"COLUMNS": "200"})
+    assert completed.returncode == 0, completed.stderr
+    assert "--sandbox" in completed.stdout
+    assert "inprocess" in completed.stdout
+    assert "--workers" in completed.stdout
+    assert "Number of sandbox worker processes" in completed.stdout

@@ -20,6 +20,8 @@ from isobind._config import (
 )
 from isobind._errors import ConfigError
 from isobind._policy import ServerPolicy
+from isobind._pool import SandboxSettings
+from isobind._toolbox import Toolbox
 
 FULL_EXAMPLE = {
     "mcpServers": {
@@ -156,6 +158,63 @@ def test_isobind_settings() -> None:
 
     assert config.timeout == 2.5
     assert config.memory_mb == 64
+
+
+def test_sandbox_defaults_when_absent() -> None:
+    config = parse_config({"mcpServers": {}}, environ={})
+
+    assert config.sandbox is None
+
+
+def test_sandbox_settings() -> None:
+    sandbox = {
+        "mode": "inprocess",
+        "workers": 3,
+        "startTimeout": 12.5,
+        "killGrace": 0.5,
+        "workerMemoryMb": 512,
+        "maxOpenFiles": 64,
+        "networkNamespace": False,
+        "stackKb": 256,
+    }
+    data = {"mcpServers": {}, "isobind": {"sandbox": sandbox}}
+
+    config = parse_config(data, environ={})
+
+    assert config.sandbox == SandboxSettings(
+        mode="inprocess",
+        workers=3,
+        start_timeout=12.5,
+        kill_grace=0.5,
+        worker_memory_mb=512,
+        max_open_files=64,
+        network_namespace=False,
+        stack_kb=256,
+    )
+
+
+def test_sandbox_keys_left_out_keep_defaults() -> None:
+    data = {"mcpServers": {}, "isobind": {"sandbox": {"workers": 2, "stackKb": None}}}
+
+    config = parse_config(data, environ={})
+
+    assert config.sandbox is not None
+    assert config.sandbox.workers == 2
+    assert config.sandbox.mode == "workers"
+    assert config.sandbox.stack_kb == SandboxSettings().stack_kb
+
+
+def test_toolbox_uses_config_sandbox() -> None:
+    data = {"mcpServers": {}, "isobind": {"sandbox": {"mode": "inprocess"}}}
+    config = parse_config(data, environ={})
+
+    from_config = Toolbox(config)
+    overridden = Toolbox(config, sandbox=SandboxSettings(workers=1))
+
+    assert from_config.sandbox.mode == "inprocess"
+    assert from_config._pool is None
+    assert overridden.sandbox.mode == "workers"
+    assert overridden._pool is not None
 
 
 def test_null_counts_as_omitted() -> None:
@@ -675,7 +734,7 @@ ERROR_CASES = [
         "isobind.memory_mb",
         "unknown key 'memory_mb' (did you mean 'memoryMb'?). "
         "Valid keys are approveWrites, audit, defaultPolicy, egress, memoryMb, rateLimitStore, "
-        "servers, timeout",
+        "sandbox, servers, timeout",
         id="isobind-unknown-key",
     ),
     pytest.param(
@@ -795,6 +854,48 @@ ERROR_CASES = [
         "isobind.servers.fs.readOnly",
         "must be true or false, not a string",
         id="readOnly-string",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"mode": "docker"}}},
+        "isobind.sandbox.mode",
+        "must be one of 'workers' or 'inprocess', not a string",
+        id="sandbox-mode-unknown",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"workers": 0}}},
+        "isobind.sandbox.workers",
+        "must be at least 1, not 0",
+        id="sandbox-workers-zero",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"workers": "4"}}},
+        "isobind.sandbox.workers",
+        "must be an integer, not a string",
+        id="sandbox-workers-string",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"stackKb": 4096}}},
+        "isobind.sandbox.stackKb",
+        "must be at most 2048, not 4096",
+        id="sandbox-stack-too-large",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"killGrace": -1}}},
+        "isobind.sandbox.killGrace",
+        "must be at least 0, not -1",
+        id="sandbox-kill-grace-negative",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"workerMemory": 512}}},
+        "isobind.sandbox.workerMemory",
+        "unknown key 'workerMemory' (did you mean 'workerMemoryMb'?)",
+        id="sandbox-unknown-key",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": "inprocess"}},
+        "isobind.sandbox",
+        "must be an object",
+        id="sandbox-not-object",
     ),
 ]
 

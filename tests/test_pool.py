@@ -6,10 +6,13 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from isobind import FunctionTools, SandboxSettings, Toolbox
+from isobind._audit import read_records, verify_log
+from isobind._sandbox import CallReply, CallRequest, Limits, run_in_isolate, wait_closed
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +163,95 @@ async def test_cancelled_execution_stops_in_worker(toolbox: Toolbox) -> None:
     results = await asyncio.gather(*(toolbox.execute("return 7") for _ in range(4)))
     assert [result.result for result in results] == [7, 7, 7, 7]
     assert pool_pids(toolbox) == pids
+
+
+MODES = [pytest.param("workers", id="workers"), pytest.param("inprocess", id="inprocess")]
+
+
+@pytest.fixture(params=MODES)
+async def any_mode(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Toolbox]:
+    # A real fault, not a mock: the redactor scrubs discovery replies as JSON
+    # text, so this secret turns the reply of `isobind.listServers()` into
+    # invalid JSON, and the prelude's deliver step throws a SyntaxError.
+    tools = FunctionTools("t", [echo], read_only=True)
+    settings = SandboxSettings(mode=request.param, workers=1)
+    async with Toolbox(
+        functions=[tools],
+        sandbox=settings,
+        secrets=['"toolCount": 1'],
+        audit=tmp_path / "audit.jsonl",
+    ) as opened:
+        yield opened
+
+
+async def test_bridge_failure_is_run_error(any_mode: Toolbox) -> None:
+    result = await any_mode.execute("return await isobind.listServers()")
+
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.name == "SandboxError"
+    assert "failed outside the code" in result.error.message
+    again = await any_mode.execute("return await tools.t.echo({text: 'next'})")
+    assert again.result == "next"
+
+
+async def test_bridge_failure_is_audited(any_mode: Toolbox) -> None:
+    result = await any_mode.execute("return await isobind.listServers()")
+
+    assert any_mode.audit is not None
+    records = list(read_records(any_mode.audit.path))
+    assert verify_log(any_mode.audit.path).records == len(records)
+    executions = [record for record in records if record["type"] == "execution"]
+    assert len(executions) == 1
+    assert executions[0]["executionId"] == result.execution_id
+    assert executions[0]["ok"] is False
+    assert executions[0]["error"]["name"] == "SandboxError"
+
+
+async def test_script_level_throw_is_code_error() -> None:
+    # Code that closes its wrapper early runs at the script's top level. The
+    # TypeScript eraser rejects such code, so the engine is called directly.
+    async def no_calls(request: CallRequest) -> CallReply:
+        raise AssertionError(request)
+
+    code = "}); throw new RangeError('outside main'); (async function () {"
+
+    outcome = await run_in_isolate(code, api={}, handler=no_calls, limits=Limits())
+    # The isolate closes in the background; the test's event loop must outlive that.
+    await wait_closed()
+
+    assert outcome.error is not None
+    assert outcome.error["name"] == "RangeError"
+    assert outcome.error["message"] == "outside main"
+    assert outcome.error["line"] == 1
+
+
+UNSENDABLE_RESULTS = [
+    pytest.param("return Symbol('tag')", 'a symbol ("tag")', id="symbol"),
+    pytest.param("return Symbol()", "a symbol,", id="symbol-without-description"),
+    pytest.param("return function helper() {}", 'a function ("helper")', id="function"),
+    pytest.param(
+        "return {toJSON() { return undefined; }}",
+        "an object whose toJSON method returned no JSON value",
+        id="toJSON-undefined",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "described"), UNSENDABLE_RESULTS)
+async def test_unsendable_result_is_named(any_mode: Toolbox, code: str, described: str) -> None:
+    result = await any_mode.execute(code)
+
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.name == "TypeError"
+    assert f"The returned value is {described}" in result.error.message
+    assert "cannot be sent as JSON data" in result.error.message
+    assert "Return a string, number, boolean, null, array or plain object" in (result.error.message)
+
+
+async def test_undefined_result_stays_null(any_mode: Toolbox) -> None:
+    result = await any_mode.execute("return undefined")
+
+    assert result.ok
+    assert result.result is None

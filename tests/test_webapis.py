@@ -207,20 +207,19 @@ async def test_random_bytes_look_uniform(toolbox: Toolbox) -> None:
 async def test_crypto_is_chacha20_keyed_by_host() -> None:
     # RFC 8439 section 2.3.2's key, with block counter 0 and an all-zero
     # nonce; the expected words were computed with the RFC's block function.
-    from isobind._sandbox import _bootstrap_template, create_isolate
+    from isobind._sandbox import _bootstrap_template, _Isolate
 
     key = bytes(range(32))
-    isolate = await create_isolate()
+    isolate = await _Isolate.create()
     try:
-        assert isolate.prepared
+        await isolate.eval(_bootstrap_template())
         await isolate.eval(
-            f'__isobind.configure("t", "{{}}", "{{}}", "{key.hex()}");'
+            f'__isobind.prepare("t", "{key.hex()}"); __isobind.configure("t", "{{}}", "{{}}");'
             "globalThis.out = [...crypto.getRandomValues(new Uint8Array(64))].join(',')"
         )
         stream = bytes(int(x) for x in (await isolate.eval("out")).split(","))
         again = await isolate.eval(
-            '(() => { try { __isobind.configure("x", "{}", "{}", "00") } '
-            "catch (e) { return e.message } })()"
+            '(() => { try { __isobind.prepare("x", "00") } catch (e) { return e.message } })()'
         )
     finally:
         await isolate.close()

@@ -7,15 +7,18 @@
 // `__isobind.poll(token)`, which returns a JSON string, and
 // `__isobind.deliver(token, text, now)`, which takes one.
 //
-// A worker evaluates the prelude in an isolate before any request arrives.
-// The host then calls `__isobind.configure(token, api, limits, seed)` once,
-// with JSON text, before the code runs:
-//   token    a random string; poll, deliver and fireTimers reject any other,
-//            so code that finds `__isobind` cannot drain or settle the run
+// A worker evaluates the prelude in an isolate before any request arrives,
+// and then calls `__isobind.prepare(token, seed)` once:
+//   token    a random string; configure, poll, deliver and fireTimers reject
+//            any other, so code that finds `__isobind` cannot drain or settle
+//            the run
+//   seed     64 hex digits from os.urandom, the key of `crypto`
+// When the request arrives, the host calls
+// `__isobind.configure(token, api, limits)` once, with JSON text, before the
+// code runs:
 //   api      {"<server identifier>": ["<tool identifier>", ...]}, with the
 //            key "(fetch)" when the host runs an egress gateway
 //   limits   {"maxLogBytes", "maxCalls", "maxBufferBytes"}
-//   seed     64 hex digits from os.urandom, the key of `crypto`
 (function (globalObject) {
   "use strict";
 
@@ -703,7 +706,9 @@
     return error;
   }
 
-  function defineTools() {
+  // Wrapped in parentheses, like `configure`, so that V8 compiles it with the
+  // prelude, ahead of the request, instead of on the request's first call.
+  const defineTools = (function defineTools() {
     const toolsObject = ObjectCreate(null);
     for (const server of ObjectKeys(API)) {
       if (server === EGRESS) {
@@ -721,7 +726,7 @@
     ObjectDefineProperty(globalObject, "tools", {
       value: ObjectFreeze(toolsObject), writable: false, configurable: false, enumerable: false,
     });
-  }
+  });
 
   // --- Randomness -------------------------------------------------------------
   // `crypto` and `Math.random` draw from ChaCha20 (RFC 8439 block function)
@@ -913,15 +918,49 @@
       state.result = undefined;
       return;
     }
+    let text;
     try {
-      state.result = JSONStringify(value);
+      text = JSONStringify(value);
     } catch (error) {
       state.error = {
         name: "TypeError",
         message: `The returned value is not JSON-serialisable: ${StringCtor(error && error.message)}`,
         stack: "",
       };
+      return;
     }
+    if (text === undefined) {
+      // JSON.stringify returns undefined, instead of throwing, for a symbol, a
+      // function, and an object whose toJSON returns one of those.
+      state.error = {
+        name: "TypeError",
+        message: `The returned value is ${describeUnsendable(value)}, which cannot be sent ` +
+          "as JSON data. Return a string, number, boolean, null, array or plain object " +
+          "instead, such as its description as a string.",
+        stack: "",
+      };
+      return;
+    }
+    state.result = text;
+  }
+
+  const symbolDescription = ObjectGetOwnPropertyDescriptor(Symbol.prototype, "description").get;
+
+  function describeUnsendable(value) {
+    if (typeof value === "symbol") {
+      const description = ReflectApply(symbolDescription, value, []);
+      return description === undefined ? "a symbol" : `a symbol (${quote(description)})`;
+    }
+    if (typeof value === "function") {
+      let name = "";
+      try {
+        name = typeof value.name === "string" ? value.name : "";
+      } catch (_) {
+        // A getter on `name` failed; describe the function without it.
+      }
+      return name ? `a function (${quote(name)})` : "a function";
+    }
+    return "an object whose toJSON method returned no JSON value";
   }
 
   function fail(error) {
@@ -974,13 +1013,11 @@
   }
 
   const bridge = {
-    configure(token, apiText, limitsText, seedHex) {
+    prepare(token, seedHex) {
       if (TOKEN !== null) {
         throw new TypeErrorCtor("__isobind is reserved for the host");
       }
       TOKEN = StringCtor(token);
-      API = JSONParse(apiText);
-      LIMITS = JSONParse(limitsText);
       // The key's bytes, read as little-endian 32-bit words (RFC 8439).
       for (let i = 0; i < 8; i++) {
         let word = 0;
@@ -990,11 +1027,20 @@
         }
         chachaKey[i] = word;
       }
-      defineTools();
     },
 
+    configure: (function configure(token, apiText, limitsText) {
+      checkToken(token);
+      if (API !== null) {
+        throw new TypeErrorCtor("__isobind is reserved for the host");
+      }
+      API = JSONParse(apiText);
+      LIMITS = JSONParse(limitsText);
+      defineTools();
+    }),
+
     start(main) {
-      if (started || TOKEN === null) {
+      if (started || API === null) {
         throw new TypeErrorCtor("__isobind is reserved for the host");
       }
       started = true;

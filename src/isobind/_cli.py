@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -126,6 +127,49 @@ def _fail_setup(error: Exception) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+class SandboxMode(StrEnum):
+    WORKERS = "workers"
+    INPROCESS = "inprocess"
+
+
+SandboxOption = Annotated[
+    SandboxMode | None,
+    typer.Option(
+        "--sandbox",
+        help=(
+            "Where isolates run: 'workers' (locked-down worker processes, the default) "
+            "or 'inprocess' (this process, for development only). Overrides isobind.sandbox.mode."
+        ),
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help=(
+            "Number of sandbox worker processes (default: one per CPU). "
+            "Overrides isobind.sandbox.workers."
+        ),
+        min=1,
+        max=1024,
+    ),
+]
+
+
+def _sandbox_settings(
+    config: Config, mode: SandboxMode | None, workers: int | None
+) -> SandboxSettings | None:
+    """Return the config's sandbox settings with the command line's options applied."""
+    if mode is None and workers is None:
+        return config.sandbox
+    settings = config.sandbox if config.sandbox is not None else SandboxSettings()
+    if mode is not None:
+        settings = dataclasses.replace(settings, mode=mode.value)
+    if workers is not None:
+        settings = dataclasses.replace(settings, workers=workers)
+    return settings
+
+
 def _cli_limits(timeout: float, memory_mb: int) -> Limits:
     """Return the run limits for a wall-clock `timeout`.
 
@@ -182,6 +226,8 @@ def exec_command(
             help="Ask on the terminal before every call of a tool not annotated read-only.",
         ),
     ] = False,
+    sandbox: SandboxOption = None,
+    workers: WorkersOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Run FILE in a fresh V8 isolate against the tools of the configured servers.
@@ -221,6 +267,7 @@ def exec_command(
         async with Toolbox(
             loaded,
             limits=limits,
+            sandbox=_sandbox_settings(loaded, sandbox, workers),
             audit=audit,
             approve=None if answers is None else TerminalApprover(answers, sys.stderr),
             approve_writes=True if approve else None,
@@ -377,6 +424,8 @@ def run_command(
         Path | None,
         typer.Option(help="Append each code run and the session (JSON Lines) to this file."),
     ] = None,
+    sandbox: SandboxOption = None,
+    workers: WorkersOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Let a model do TASK by writing code against the tools of the configured servers."""
@@ -411,7 +460,10 @@ def run_command(
 
     async def run() -> AgentResult:
         try:
-            async with _run_toolbox(loaded, timeout, memory_mb, audit, secrets) as toolbox:
+            settings = _sandbox_settings(loaded, sandbox, workers)
+            async with _run_toolbox(
+                loaded, timeout, memory_mb, audit, secrets, settings
+            ) as toolbox:
                 agent = Agent(
                     toolbox, model_provider, limits=limits, events=events, api=cast(ApiMode, api)
                 )
@@ -449,12 +501,13 @@ def _run_toolbox(
     memory_mb: int | None,
     audit: Path | None,
     secrets: list[str],
+    sandbox: SandboxSettings | None,
 ) -> Toolbox:
     limits = _cli_limits(
         timeout if timeout is not None else config.timeout,
         memory_mb if memory_mb is not None else config.memory_mb,
     )
-    return Toolbox(config, limits=limits, audit=audit, secrets=secrets)
+    return Toolbox(config, limits=limits, sandbox=sandbox, audit=audit, secrets=secrets)
 
 
 @app.command("types")
@@ -662,6 +715,8 @@ def serve_command(
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
+    sandbox: SandboxOption = None,
+    workers: WorkersOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the configured servers' tools to MCP clients as one sandboxed code tool."""
@@ -690,7 +745,8 @@ def serve_command(
         print(f"isobind: serving MCP at {url}", file=sys.stderr, flush=True)
 
     async def run() -> None:
-        async with Toolbox(loaded, audit=audit) as toolbox:
+        settings = _sandbox_settings(loaded, sandbox, workers)
+        async with Toolbox(loaded, sandbox=settings, audit=audit) as toolbox:
             await serve(toolbox, options, on_listening=announce)
 
     try:

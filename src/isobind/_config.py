@@ -11,6 +11,7 @@ can serve those clients and isobind. isobind's own settings sit under a top-leve
                    "headers": {"Authorization": "Bearer ${TOKEN}"}}
       },
       "isobind": {"timeout": 30, "memoryMb": 128, "audit": "audit.jsonl",
+                  "sandbox": {"mode": "workers", "workers": 2},
                   "servers": {"time": {"allow": ["get_*"], "readOnly": true}}}
     }
 
@@ -42,6 +43,7 @@ from isobind._egress import EgressOrigin, EgressPolicy, normalize_origin
 from isobind._errors import ConfigError
 from isobind._oauth import ClientCredentials
 from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
+from isobind._pool import SandboxSettings
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,8 @@ class Config:
     """Whether every tool not annotated read-only needs approval before it runs."""
     egress: EgressPolicy | None = field(default=None, repr=False)
     """The origins that `fetch` in the sandbox may reach; `None` blocks `fetch`."""
+    sandbox: SandboxSettings | None = None
+    """The settings of ``isobind.sandbox``, or `None` when the file has none."""
 
 
 # The pydantic models below check only the JSON types. A key set to null counts as
@@ -215,6 +219,26 @@ class _EgressEntry(BaseModel):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
+class _SandboxEntry(BaseModel):
+    # The bounds repeat those of `SandboxSettings`, so that errors name the key.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    mode: Literal["workers", "inprocess"] | None = None
+    workers: Annotated[int, Field(ge=1)] | None = None
+    start_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, alias="startTimeout"
+    )
+    kill_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, alias="killGrace"
+    )
+    worker_memory_mb: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, alias="workerMemoryMb"
+    )
+    max_open_files: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="maxOpenFiles")
+    network_namespace: bool | None = Field(default=None, alias="networkNamespace")
+    stack_kb: Annotated[int, Field(ge=64, le=2048)] | None = Field(default=None, alias="stackKb")
+
+
 class _IsobindSection(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -225,6 +249,7 @@ class _IsobindSection(BaseModel):
     default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
     approve_writes: bool | None = Field(default=None, alias="approveWrites")
     egress: _EgressEntry | None = None
+    sandbox: _SandboxEntry | None = None
     servers: dict[str, _PolicyEntry] | None = None
 
 
@@ -327,6 +352,7 @@ def parse_config(
             section.rate_limit_store, base_dir, file, "isobind.rateLimitStore"
         ),
         egress=egress,
+        sandbox=_build_sandbox(section.sandbox, file),
     )
 
 
@@ -343,6 +369,17 @@ def _warn_misspelt_keys(name: str, entry: _ServerEntry, file: str | None) -> Non
                 key,
                 close[0],
             )
+
+
+def _build_sandbox(entry: _SandboxEntry | None, file: str | None) -> SandboxSettings | None:
+    if entry is None:
+        return None
+    # Keys left out (or null) keep the defaults of `SandboxSettings`.
+    given = {name: value for name, value in entry if value is not None}
+    try:
+        return SandboxSettings(**given)
+    except ValueError as error:
+        raise ConfigError(str(error), path=file, key="isobind.sandbox") from None
 
 
 def _read_text(file: Path) -> str:
@@ -822,6 +859,9 @@ def _describe_error(error: ErrorDetails) -> str:
     if kind == "greater_than_equal":
         limit = error.get("ctx", {}).get("ge", 0)
         return f"must be at least {limit:g}, not {_describe_value(value)}"
+    if kind == "less_than_equal":
+        limit = error.get("ctx", {}).get("le", 0)
+        return f"must be at most {limit:g}, not {_describe_value(value)}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"must be one of {expected}, not {_describe_value(value)}"
@@ -869,6 +909,7 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         "oauth": _OAuthEntry,
         "egress": _EgressEntry,
         "allow": _EgressOriginEntry,
+        "sandbox": _SandboxEntry,
     }
     parts = list(parent[1:])
     while parts:
@@ -877,7 +918,7 @@ def _valid_keys(parent: tuple[int | str, ...]) -> list[str]:
         if child is None:
             break
         model = child
-        if part not in ("rateLimit", "oauth", "egress") and parts:
+        if part not in ("rateLimit", "oauth", "egress", "sandbox") and parts:
             parts.pop(0)
     return [info.alias or name for name, info in model.model_fields.items()]
 

@@ -111,6 +111,8 @@ class _Worker:
         self.stderr_task: asyncio.Task[None] | None = None
         self.out_of_memory = False
         """Whether V8 reported a fatal out-of-memory error on the worker's stderr."""
+        self.last_run = 0
+        """The number of the run last sent to this worker, for picking the least recent."""
         self._replies: dict[int, list[list[Any]]] = {}
         self._flush_scheduled = False
 
@@ -198,6 +200,7 @@ class WorkerPool:
         """Run `code` in a fresh isolate on the least busy worker."""
         worker = await self._pick()
         run_id = next(self._run_ids)
+        worker.last_run = run_id
         future: asyncio.Future[SandboxOutcome] = asyncio.get_running_loop().create_future()
         pending = _PendingRun(handler, limits, future)
         worker.runs[run_id] = pending
@@ -254,7 +257,9 @@ class WorkerPool:
             task.add_done_callback(_log_replace_failure)
         if not live:
             raise SandboxError("no sandbox worker is running; see the log for why they failed")
-        return min(live, key=lambda worker: len(worker.runs))
+        # Among equally busy workers, the one that has waited longest has had
+        # the most time to prepare its next isolates.
+        return min(live, key=lambda worker: (len(worker.runs), worker.last_run))
 
     async def _spawn(self, number: int) -> _Worker:
         try:

@@ -2,11 +2,13 @@
 
 The isolate is created for one run and closed after it. The host never reads a
 live JavaScript object and never lets JavaScript call into Python. It only
-evaluates two functions of the prelude (`_bootstrap.js`). `__isobind.poll()`
+evaluates calls of the prelude's functions (`_bootstrap.js`). `__isobind.poll()`
 returns a JSON string of the tool calls, console output and completion since
 the last step, and `__isobind.deliver(text)` settles finished tool calls.
-Each step is a separate mini-racer task, so the microtasks started by one
-step have drained before the next poll runs.
+A step queues a deliver (or a timer firing) and a poll as two mini-racer tasks
+at once. The isolate thread drains the microtask queue after each task, so the
+microtasks the deliver started have finished before the poll runs, and the
+host pays one thread round trip per step.
 
 Deadlines are enforced here, never inside the sandbox: every step runs under
 the run's wall-clock deadline, and when it passes the isolate is closed, which
@@ -17,8 +19,10 @@ loop, which runs between mini-racer tasks where cancelling a task cannot reach.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -49,9 +53,11 @@ from ._errors import SandboxError
 
 __all__ = [
     "ENGINE_FLAGS",
+    "CallBackend",
     "CallReply",
     "CallRequest",
     "Limits",
+    "LocalCalls",
     "SandboxOutcome",
     "create_isolate",
     "run_in_isolate",
@@ -241,8 +247,13 @@ def _bootstrap_template() -> str:
     return _prelude_source
 
 
+def _render_prepare(token: str) -> str:
+    """Return the script that gives a fresh isolate its bridge key and its `crypto` key."""
+    return f'__isobind.prepare("{token}", "{os.urandom(32).hex()}")'
+
+
 def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: str) -> str:
-    """Return the script that gives a prepared isolate this run's API, limits and key."""
+    """Return the script that gives a prepared isolate this run's API and limits."""
     limits_json = json.dumps(
         {
             "maxLogBytes": limits.max_log_bytes,
@@ -252,7 +263,7 @@ def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: s
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
     arguments = ", ".join(json.dumps(text) for text in (token, api_json, limits_json))
-    return f'__isobind.configure({arguments}, "{os.urandom(32).hex()}")'
+    return f"__isobind.configure({arguments})"
 
 
 def wrap_code(code: str, filename: str) -> str:
@@ -272,7 +283,9 @@ class _Isolate:
         self.context = context
         self.closed = False
         self.prepared = False
-        """Whether the prelude has been evaluated, and nothing else."""
+        """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
+        # Only the host has it, and the bridge rejects calls without it.
+        self.token = secrets.token_hex(16)
 
     @classmethod
     async def create(cls) -> _Isolate:
@@ -288,6 +301,19 @@ class _Isolate:
 
     async def eval(self, source: str) -> Any:
         return await self.context.eval_cancelable(source)
+
+    def submit(self, sources: Sequence[str]) -> list[asyncio.Task[Any]]:
+        """Queue `sources` as consecutive engine tasks, without waiting for any result.
+
+        mini-racer's isolate thread runs its tasks in the order they were
+        queued and drains the microtask queue after each one, so each source
+        sees everything the microtasks of the previous ones did. Queueing them
+        together saves one thread round trip per source.
+        """
+        loop = asyncio.get_running_loop()
+        # Each task calls into mini-racer on its first step, and the loop runs
+        # first steps in the order the tasks were created.
+        return [loop.create_task(self.context.eval_cancelable(source)) for source in sources]
 
     def set_memory_limit(self, limit_bytes: int) -> None:
         self.context.set_hard_memory_limit(limit_bytes)
@@ -308,38 +334,129 @@ class _Isolate:
             logger.error("V8 isolate did not close within %.0f s", _CLOSE_TIMEOUT)
 
 
+def _discard(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel engine tasks whose results are no longer wanted, and drop their errors."""
+    for task in tasks:
+        if task.done():
+            _drop_result(task)
+        else:
+            task.cancel()
+            task.add_done_callback(_drop_result)
+
+
+def _drop_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+SettleCall = Callable[[int, CallReply], None]
+"""Receives the id and the reply of a finished call."""
+
+
+class CallBackend:
+    """The destination of a run's tool calls: handler tasks in this process, or the host."""
+
+    def start(self, requests: Sequence[CallRequest], settle: SettleCall) -> None:
+        """Start `requests`, and call `settle` for each one when its reply is ready."""
+        raise NotImplementedError
+
+    async def cancel(self) -> None:
+        """Stop the calls still running; the run has ended."""
+
+
+class LocalCalls(CallBackend):
+    """Runs each call as a task of `handler` in this process."""
+
+    def __init__(self, handler: CallHandler):
+        self.handler = handler
+        self.tasks: dict[asyncio.Task[CallReply], int] = {}
+
+    def start(self, requests: Sequence[CallRequest], settle: SettleCall) -> None:
+        loop = asyncio.get_running_loop()
+        for request in requests:
+            task = loop.create_task(self.handler(request))
+            self.tasks[task] = request.id
+            task.add_done_callback(functools.partial(self._finished, settle))
+
+    def _finished(self, settle: SettleCall, task: asyncio.Task[CallReply]) -> None:
+        call_id = self.tasks.pop(task)
+        if task.cancelled():
+            # Before the run ends, the code gets a failed call; after, `settle` ignores it.
+            settle(call_id, CallReply.failure("CallCancelled", "the call was cancelled"))
+            return
+        error = task.exception()
+        if error is None:
+            settle(call_id, task.result())
+            return
+        # The reply carries no exception text: it could hold host details.
+        logger.error("handling call %d failed", call_id, exc_info=error)
+        settle(call_id, CallReply.failure("ToolError", "The host failed to handle this call."))
+
+    async def cancel(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # The wait is shielded, and uses `asyncio.wait`, which (unlike
+            # `gather`) does not cancel the calls a second time when it is
+            # cancelled itself: a second cancel would interrupt the MCP
+            # client's `notifications/cancelled` to the upstream server. It is
+            # plain asyncio because a locked worker cannot import the lazily
+            # loaded parts of anyio.
+            await asyncio.shield(asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT))
+
+
 class _Run:
     """The host side of one run: the step loop and the calls in flight."""
 
     def __init__(
         self,
         isolate: _Isolate,
-        handler: CallHandler,
+        calls: CallBackend,
         limits: Limits,
         filename: str,
     ):
         self.isolate = isolate
-        self.handler = handler
+        self.calls = calls
         self.limits = limits
         self.filename = filename
         self.outcome = SandboxOutcome()
         self.started = time.monotonic()
-        # Only the host knows it: the bridge rejects calls without it.
-        self.token = secrets.token_hex(16)
+        self.token = isolate.token
         self.engine_time = 0.0
-        self.waiting: list[CallRequest] = []
-        self.in_flight: dict[asyncio.Task[CallReply], int] = {}
+        self.waiting: collections.deque[CallRequest] = collections.deque()
+        self.in_flight: set[int] = set()
+        self.replies: list[list[Any]] = []
+        """Finished calls not yet delivered, as the prelude's `deliver` takes them."""
+        self._wakeup: asyncio.Future[None] | None = None
+        self.on_started: Callable[[], None] | None = None
 
     def now_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
 
-    async def eval(self, source: str) -> Any:
-        """Evaluate `source` as one engine step, charged to the run's `cpu_time` budget."""
+    async def run_engine(self, sources: Sequence[str], code_index: int | None = None) -> Any:
+        """Queue `sources` as one batch of engine tasks and return the last one's result.
+
+        The batch is charged to the run's `cpu_time` budget. When `code_index`
+        is given, that task is the code's own script: `code_started` is stamped
+        as it starts, and its errors are mapped to the code's error, which
+        ends the run with `None` returned.
+        """
         remaining = self.limits.cpu_time - self.engine_time
         started = time.monotonic()
+        tasks = self.isolate.submit(sources)
         try:
             async with asyncio.timeout(max(remaining, 0.0)):
-                return await self.isolate.eval(source)
+                for index, task in enumerate(tasks[:-1]):
+                    if index == code_index:
+                        # The code's task runs as soon as the one before has
+                        # finished, so this stamp is no earlier than its first statement.
+                        self.outcome.code_started = time.monotonic()
+                        if not await self._code_started(task):
+                            return None
+                    else:
+                        await task
+                return await tasks[-1]
         except TimeoutError:
             raise _LimitHit(
                 "CpuTimeLimitExceeded",
@@ -348,9 +465,49 @@ class _Run:
             ) from None
         finally:
             self.engine_time += time.monotonic() - started
+            _discard(tasks)
 
-    async def poll(self) -> dict[str, Any]:
-        text = await self.eval(f'__isobind.poll("{self.token}")')
+    async def _code_started(self, task: asyncio.Task[Any]) -> bool:
+        """Await the code's script; on an error, record it as the code's and return False."""
+        try:
+            await task
+        except JSParseException as error:
+            self.outcome.error = _map_syntax_error(str(error), self.filename)
+            return False
+        except JSEvalException as error:
+            if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
+                raise
+            # Only code that closed the wrapper early can throw here.
+            self.outcome.error = _map_syntax_error(str(error), self.filename)
+            return False
+        return True
+
+    async def step(self, source: str) -> dict[str, Any]:
+        """Evaluate `source` and then a poll as one batch of engine tasks; return the poll."""
+        return self.read_poll(await self.run_engine([source, self.poll_source()]))
+
+    async def begin(self, code: str, api: Mapping[str, Sequence[str]]) -> dict[str, Any] | None:
+        """Configure the isolate, start the code and poll once, as one batch of engine tasks.
+
+        Returns the poll, or `None` when the code did not compile or threw
+        outside its main function; the error is then in the outcome.
+        """
+        sources: list[str] = []
+        if not self.isolate.prepared:
+            sources += [_bootstrap_template(), _render_prepare(self.token)]
+        # A task of its own: passed in the code's script, the code could
+        # close the wrapper early and supply its own API and limits.
+        sources.append(_render_configure(api, self.limits, self.token))
+        sources += [wrap_code(code, self.filename), self.poll_source()]
+        text = await self.run_engine(sources, code_index=len(sources) - 2)
+        if text is None and self.outcome.error is not None:
+            return None
+        return self.read_poll(text)
+
+    def poll_source(self) -> str:
+        return f'__isobind.poll("{self.token}")'
+
+    def read_poll(self, text: Any) -> dict[str, Any]:
         if not isinstance(text, str):
             raise SandboxError(f"the sandbox prelude returned {type(text).__name__}, not text")
         message: dict[str, Any] = json.loads(text)
@@ -361,51 +518,69 @@ class _Run:
         return message
 
     def start_calls(self) -> None:
-        while self.waiting and len(self.in_flight) < self.limits.max_concurrent_calls:
-            request = self.waiting.pop(0)
-            task = asyncio.create_task(self.handler(request))
-            self.in_flight[task] = request.id
+        free = self.limits.max_concurrent_calls - len(self.in_flight)
+        if not self.waiting or free <= 0:
+            return
+        batch: list[CallRequest] = []
+        while self.waiting and len(batch) < free:
+            request = self.waiting.popleft()
+            self.in_flight.add(request.id)
+            batch.append(request)
+        self.calls.start(batch, self.settle)
 
-    async def deliver(self, done: set[asyncio.Task[CallReply]]) -> None:
-        outcomes: list[list[Any]] = []
-        for task in done:
-            call_id = self.in_flight.pop(task)
+    def settle(self, call_id: int, reply: CallReply) -> None:
+        """Take the reply of one call, to be delivered at the next step."""
+        if call_id not in self.in_flight:
+            return
+        self.in_flight.discard(call_id)
+        if reply.ok:
+            self.replies.append([call_id, True, reply.value_text])
+        else:
+            error = {"name": reply.error_name, "message": reply.error_message}
+            self.replies.append([call_id, False, error])
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def wait_for_replies(self, wait: float | None) -> bool:
+        """Wait until a call has finished, or for `wait` seconds; return whether one has."""
+        if not self.replies:
+            loop = asyncio.get_running_loop()
+            self._wakeup = loop.create_future()
+            timer = None
+            if wait is not None:
+                timer = loop.call_later(wait, _wake, self._wakeup)
             try:
-                reply = task.result()
-            except Exception:
-                # The reply carries no exception text: it could hold host details.
-                logger.exception("handling call %d failed", call_id)
-                reply = CallReply.failure("ToolError", "The host failed to handle this call.")
-            if reply.ok:
-                outcomes.append([call_id, True, reply.value_text])
-            else:
-                error = {"name": reply.error_name, "message": reply.error_message}
-                outcomes.append([call_id, False, error])
-        payload = json.dumps(json.dumps(outcomes))
-        await self.eval(f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})')
+                await self._wakeup
+            finally:
+                self._wakeup = None
+                if timer is not None:
+                    timer.cancel()
+        return bool(self.replies)
 
-    async def step_loop(self) -> None:
+    def deliver_source(self) -> str:
+        payload = json.dumps(json.dumps(self.replies))
+        self.replies = []
+        return f'__isobind.deliver("{self.token}", {payload}, {self.now_ms():.3f})'
+
+    def fire_timers_source(self) -> str:
+        return f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})'
+
+    async def step_loop(self, message: dict[str, Any]) -> None:
         while True:
-            message = await self.poll()
             if message["bufferLimitHit"]:
                 raise _LimitHit("MemoryLimitExceeded", self._buffer_message())
             if message["done"]:
                 self._finish(message)
                 return
             self.start_calls()
-            if self.in_flight:
-                done, _ = await asyncio.wait(
-                    self.in_flight,
-                    timeout=self._timer_wait(message["nextTimer"]),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if done:
-                    await self.deliver(done)
-                    continue
-                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
+            if self.in_flight or self.replies:
+                if await self.wait_for_replies(self._timer_wait(message["nextTimer"])):
+                    message = await self.step(self.deliver_source())
+                else:
+                    message = await self.step(self.fire_timers_source())
             elif message["nextTimer"] is not None:
                 await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
-                await self.eval(f'__isobind.fireTimers("{self.token}", {self.now_ms():.3f})')
+                message = await self.step(self.fire_timers_source())
             elif self.isolate.memory_limit_reached():
                 # V8 stopped a microtask chain that ran out of heap between two
                 # steps, so the promise the code awaits can no longer settle.
@@ -451,18 +626,10 @@ class _Run:
             return
         self.outcome.result_text = result
 
-    async def cancel_calls(self) -> None:
-        for task in self.in_flight:
-            task.cancel()
-        if self.in_flight:
-            # The wait is shielded, and uses `asyncio.wait`, which (unlike
-            # `gather`) does not cancel the calls a second time when it is
-            # cancelled itself: a second cancel would interrupt the MCP
-            # client's `notifications/cancelled` to the upstream server. It is
-            # plain asyncio because a locked worker cannot import the lazily
-            # loaded parts of anyio.
-            await asyncio.shield(asyncio.wait(self.in_flight, timeout=_CLOSE_TIMEOUT))
-        self.in_flight.clear()
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _is_buffer_failure(error: dict[str, Any]) -> bool:
@@ -484,27 +651,35 @@ async def run_in_isolate(
     code: str,
     *,
     api: Mapping[str, Sequence[str]],
-    handler: CallHandler,
+    handler: CallHandler | CallBackend,
     limits: Limits,
     filename: str = "code.ts",
     isolate: _Isolate | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> SandboxOutcome:
     """Run JavaScript `code` as the body of an async function in a fresh isolate.
 
     `api` lists the tool identifiers per server identifier that `tools` exposes;
-    each call reaches `handler`. `isolate`, from `create_isolate()`, is used
-    when given; it must never have run code. The isolate is closed once the
-    run ends, whatever happened, and is never reused.
+    each call goes to `handler`, a coroutine function run as one task per call,
+    or a `CallBackend`. `isolate`, from `create_isolate()`, is used when given;
+    it must never have run code. The isolate is closed once the run ends,
+    whatever happened, and is never reused. `on_started` is called when the
+    code has started and been polled once, unless the run failed before.
+
+    A failure of the engine or the prelude ends the run with a `SandboxError`
+    in the outcome instead of raising.
     """
+    calls = handler if isinstance(handler, CallBackend) else LocalCalls(handler)
     if isolate is None:
         isolate = await _Isolate.create()
-    run = _Run(isolate, handler, limits, filename)
+    run = _Run(isolate, calls, limits, filename)
+    run.on_started = on_started
     try:
         isolate.set_memory_limit(limits.memory_mb * _MiB)
         await _run_steps(run, code, api)
     finally:
         try:
-            await run.cancel_calls()
+            await calls.cancel()
         finally:
             run.outcome.duration = time.monotonic() - run.started
             # Closing takes about 0.3 ms of a worker thread; the result does not
@@ -514,11 +689,23 @@ async def run_in_isolate(
 
 
 async def create_isolate() -> _Isolate:
-    """Create an isolate and evaluate the prelude ahead of a run, for `run_in_isolate`."""
+    """Create an isolate, evaluate the prelude and prepare the bridge, for `run_in_isolate`.
+
+    It also polls once, which only reads the prelude's empty state, so that V8
+    compiles the poll's functions before the request arrives.
+    """
     isolate = await _Isolate.create()
+    sources = [
+        _bootstrap_template(),
+        _render_prepare(isolate.token),
+        f'__isobind.poll("{isolate.token}")',
+    ]
+    tasks = isolate.submit(sources)
     try:
-        await isolate.eval(_bootstrap_template())
+        for task in tasks:
+            await task
     except BaseException:
+        _discard(tasks)
         await isolate.close()
         raise
     isolate.prepared = True
@@ -544,18 +731,11 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
     limits = run.limits
     try:
         async with asyncio.timeout(limits.timeout):
-            if not run.isolate.prepared:
-                await run.eval(_bootstrap_template())
-            # A step of its own: passed in the code's script, the code could
-            # close the wrapper early and supply its own token, API and limits.
-            await run.eval(_render_configure(api, limits, run.token))
-            run.outcome.code_started = time.monotonic()
-            try:
-                await run.eval(wrap_code(code, run.filename))
-            except JSParseException as error:
-                run.outcome.error = _map_syntax_error(str(error), run.filename)
-                return
-            await run.step_loop()
+            message = await run.begin(code, api)
+            if run.on_started is not None:
+                run.on_started()
+            if message is not None:
+                await run.step_loop(message)
     except TimeoutError:
         # NOTE: console output the isolate buffered since the last poll is lost
         # here: the isolate may still be busy, so it is not asked for it.
@@ -570,14 +750,26 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
         run.outcome.error = {"name": hit.name, "message": hit.message}
     except JSOOMException:
         run.outcome.error = _memory_error(limits)
-    except JSEvalException as error:
-        if run.isolate.memory_limit_reached():
+    except Exception as error:
+        if isinstance(error, JSEvalException) and run.isolate.memory_limit_reached():
             run.outcome.error = _memory_error(limits)
-        else:
-            # NOTE: in mode="inprocess" this reaches the caller of
-            # Toolbox.execute, which then writes no audit record; a worker
-            # turns it into the run's error instead.
-            raise SandboxError(f"V8 failed outside the code: {error}") from error
+            return
+        # The prelude or the engine failed between the code's steps. The log
+        # gets the traceback; the result gets the error's type only, because an
+        # engine error's message may quote the sandboxed code's values.
+        logger.error("the sandbox failed outside the code", exc_info=error)
+        run.outcome.error = _bridge_error(error)
+
+
+def _bridge_error(error: BaseException) -> dict[str, Any]:
+    return {
+        "name": "SandboxError",
+        "message": (
+            f"The sandbox failed outside the code ({type(error).__name__}) and the run "
+            "was stopped. Tool calls the code made may have taken effect. Run the code "
+            "again; if it fails the same way, report it as a bug in isobind."
+        ),
+    }
 
 
 def _memory_error(limits: Limits) -> dict[str, Any]:

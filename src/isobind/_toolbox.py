@@ -89,6 +89,7 @@ class Toolbox:
         the config's ``approveWrites``) requires approval for every tool not
         annotated read-only. Spans of executions and calls go to `tracer_provider`
         (an OpenTelemetry ``TracerProvider``), else to the global provider.
+        `sandbox` defaults to the config's ``isobind.sandbox`` settings.
         """
         self.config = config
         self._telemetry = Telemetry(tracer_provider)
@@ -103,6 +104,8 @@ class Toolbox:
             if config is not None:
                 limits = replace(limits, timeout=config.timeout, memory_mb=config.memory_mb)
         self.limits = limits
+        if sandbox is None:
+            sandbox = config.sandbox if config is not None else None
         self.sandbox = sandbox if sandbox is not None else SandboxSettings()
         self._pool: WorkerPool | None = None
         if self.sandbox.mode == "workers":
@@ -549,6 +552,8 @@ class Toolbox:
                 return await dispatcher(request)
             reply = discovery_reply(catalog, request.tool, request.input_text)
             if reply.value_text is not None:
+                # NOTE: scrubbing JSON text breaks the JSON when a secret matches
+                # its syntax; the run then ends with a SandboxError.
                 return CallReply.success(scrub(reply.value_text))
             return reply
 
