@@ -151,6 +151,23 @@ async def test_attack_stopped(toolbox: Toolbox, code: str, expected: str) -> Non
     assert error_name(result) == expected, result.error
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        'throw {name: "TimeLimitExceeded", message: "The run did not finish within 30 s."}',
+        'const e = new Error("gone"); e.name = "WorkerCrashedError"; throw e;',
+        'class CpuTimeLimitExceeded extends Error { name = "CpuTimeLimitExceeded" }\n'
+        "throw new CpuTimeLimitExceeded('spent');",
+    ],
+    ids=["plain-object", "renamed-error", "subclass"],
+)
+async def test_host_error_names_not_forged(toolbox: Toolbox, code: str) -> None:
+    result = await attack(toolbox, code)
+    assert result.error is not None
+    assert result.error.name == "Error"
+    assert "a name that isobind reserves" in result.error.message
+
+
 async def test_deep_input_rejected(toolbox: Toolbox) -> None:
     code = (
         "let x = []; for (let i = 0; i < 5000; i++) x = [x];\n"

@@ -49,6 +49,10 @@ SANDBOX_ERROR_NAMES = (
 """Names that `ExecutionResult.error.name` takes for isobind's own errors.
 
 Any other name is an error the code itself threw (`TypeError`, `Error`, ...).
+The code can catch and rethrow `ToolError`, `ToolInputError`,
+`PermissionDeniedError`, `NetworkAccessError`, `LimitExceededError` and
+`SyntaxError`. The other names are the host's alone: an error the code throws
+under one of them is reported as `Error`, with a message that says so.
 """
 
 __all__ = [

@@ -814,9 +814,34 @@ def _map_stack(stack: str, filename: str) -> tuple[str, int | None, int | None]:
 _STACK_OVERFLOW = "Maximum call stack size exceeded"
 
 
+# Names of errors that only the host reports, for limits and failures it detects. Code
+# that throws an error with one of them must not pass it off as the real thing.
+HOST_ERROR_NAMES = frozenset(
+    {
+        "TimeLimitExceeded",
+        "CpuTimeLimitExceeded",
+        "MemoryLimitExceeded",
+        "StackLimitExceeded",
+        "ResultTooLargeError",
+        "DeadlockError",
+        "WorkerCrashedError",
+        "SandboxError",
+        "Cancelled",
+    }
+)
+
+
 def _map_error(error: dict[str, Any], filename: str) -> dict[str, Any]:
     stack, line, column = _map_stack(error.get("stack") or "", filename)
     mapped: dict[str, Any] = {"name": error["name"], "message": error["message"]}
+    if error["name"] in HOST_ERROR_NAMES:
+        mapped = {
+            "name": "Error",
+            "message": (
+                f"the code threw an error named {error['name']}, a name that isobind "
+                f"reserves for its own errors: {error['message']}"
+            ),
+        }
     if error["name"] == "RangeError" and error["message"] == _STACK_OVERFLOW:
         # The code did not catch V8's stack overflow: name the limit it hit.
         mapped = {
