@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from isobind import load_config
+
 from .conftest import EXAMPLES, TESTS, write_config
 
 ISOBIND = [sys.executable, "-m", "isobind"]
@@ -259,12 +261,11 @@ def test_escape_sequences_shown_escaped(time_config: Path, tmp_path: Path) -> No
     assert "\\x1b]0;title\\x07b" in completed.stdout
 
 
-def test_timeout_raises_engine_time_budget() -> None:
-    from isobind._cli import _cli_limits
-
-    assert _cli_limits(60, 16).cpu_time == 60
-    assert _cli_limits(60, 16).timeout == 60
-    assert _cli_limits(2, 16).cpu_time == 10
+def test_timeout_raises_engine_time_budget(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, {"mcpServers": {}}), environ={})
+    assert config.run_limits(timeout=60, memory_mb=16).cpu_time == 60
+    assert config.run_limits(timeout=60, memory_mb=16).timeout == 60
+    assert config.run_limits(timeout=2, memory_mb=16).cpu_time == 10
 
 
 def process_gone(pid: int) -> bool:
@@ -390,3 +391,15 @@ def test_sandbox_options_in_help(command: str) -> None:
     assert "inprocess" in completed.stdout
     assert "--workers" in completed.stdout
     assert "Number of sandbox worker processes" in completed.stdout
+
+
+def test_exec_applies_config_limits(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"mcpServers": {}, "isobind": {"maxCalls": 1}})
+    code = """
+await isobind.listServers();
+try { await isobind.listServers(); return "second call ran"; }
+catch (error) { return error.name; }
+"""
+    completed = run_cli("exec", "-", "--config", str(config), "--json", stdin=code)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == "LimitExceededError"

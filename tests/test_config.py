@@ -733,8 +733,9 @@ ERROR_CASES = [
         {"mcpServers": {}, "isobind": {"memory_mb": 64}},
         "isobind.memory_mb",
         "unknown key 'memory_mb' (did you mean 'memoryMb'?). "
-        "Valid keys are approveWrites, audit, defaultPolicy, egress, memoryMb, rateLimitStore, "
-        "sandbox, servers, timeout",
+        "Valid keys are approveWrites, audit, cpuTime, defaultPolicy, egress, maxCalls, "
+        "maxConcurrentCalls, maxLogBytes, maxResultBytes, memoryMb, rateLimitStore, sandbox, "
+        "servers, timeout",
         id="isobind-unknown-key",
     ),
     pytest.param(
@@ -1070,3 +1071,42 @@ def test_misspelt_server_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert any("mcpServers.s.argz" in message and "'args'" in message for message in messages)
     assert any("mcpServers.s.evn" in message and "'env'" in message for message in messages)
     assert not any("autoApprove" in message for message in messages)
+
+
+def test_limit_keys_set_run_limits(tmp_path: Path) -> None:
+    data = {
+        "mcpServers": {},
+        "isobind": {
+            "timeout": 60,
+            "memoryMb": 64,
+            "maxLogBytes": 1000,
+            "maxResultBytes": 2000,
+            "maxCalls": 3,
+            "maxConcurrentCalls": 2,
+        },
+    }
+    limits = load_config(write_config(tmp_path, data), environ={}).run_limits()
+    assert (limits.timeout, limits.memory_mb) == (60, 64)
+    assert (limits.max_log_bytes, limits.max_result_bytes) == (1000, 2000)
+    assert (limits.max_calls, limits.max_concurrent_calls) == (3, 2)
+    # Without cpuTime, a longer timeout also allows longer computation.
+    assert limits.cpu_time == 60
+
+
+def test_cpu_time_key_kept_under_cli_timeout(tmp_path: Path) -> None:
+    data = {"mcpServers": {}, "isobind": {"cpuTime": 5}}
+    config = load_config(write_config(tmp_path, data), environ={})
+    limits = config.run_limits(timeout=100, memory_mb=32)
+    assert (limits.timeout, limits.memory_mb, limits.cpu_time) == (100, 32, 5)
+    assert config.run_limits().cpu_time == 5
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("cpuTime", 0), ("maxCalls", -1), ("maxConcurrentCalls", 0), ("maxResultBytes", "big")],
+)
+def test_invalid_limit_key(tmp_path: Path, key: str, value: object) -> None:
+    data = {"mcpServers": {}, "isobind": {key: value}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path, data), environ={})
+    assert caught.value.key == f"isobind.{key}"

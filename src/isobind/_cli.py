@@ -30,7 +30,6 @@ from ._pool import SandboxSettings, WorkerPool
 from ._providers import AnthropicProvider, OpenAIProvider, Provider
 from ._redact import Redactor
 from ._result import ExecutionResult
-from ._sandbox import Limits
 from ._search import DETAILS
 from ._server import ServeOptions, serve
 from ._terminal import printable
@@ -170,15 +169,6 @@ def _sandbox_settings(
     return settings
 
 
-def _cli_limits(timeout: float, memory_mb: int) -> Limits:
-    """Return the run limits for a wall-clock `timeout`.
-
-    The engine-time budget (`Limits.cpu_time`, 10 s by default) is raised to
-    the timeout, so that a longer `--timeout` also allows longer computation.
-    """
-    return Limits(timeout=timeout, memory_mb=memory_mb, cpu_time=max(Limits().cpu_time, timeout))
-
-
 @app.command("exec")
 def exec_command(
     file: Annotated[
@@ -255,10 +245,7 @@ def exec_command(
     except ConfigError as error:
         raise _fail_setup(error) from error
 
-    limits = _cli_limits(
-        timeout if timeout is not None else loaded.timeout,
-        memory_mb if memory_mb is not None else loaded.memory_mb,
-    )
+    limits = loaded.run_limits(timeout=timeout, memory_mb=memory_mb)
     filename = "stdin.ts" if str(file) == "-" else file.name
 
     answers = _open_answers(from_stdin=str(file) == "-")
@@ -503,10 +490,7 @@ def _run_toolbox(
     secrets: list[str],
     sandbox: SandboxSettings | None,
 ) -> Toolbox:
-    limits = _cli_limits(
-        timeout if timeout is not None else config.timeout,
-        memory_mb if memory_mb is not None else config.memory_mb,
-    )
+    limits = config.run_limits(timeout=timeout, memory_mb=memory_mb)
     return Toolbox(config, limits=limits, sandbox=sandbox, audit=audit, secrets=secrets)
 
 

@@ -44,6 +44,7 @@ from isobind._errors import ConfigError
 from isobind._oauth import ClientCredentials
 from isobind._policy import ArgumentRule, RateLimit, ServerPolicy, ToolRule
 from isobind._pool import SandboxSettings
+from isobind._sandbox import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ __all__ = [
 
 _DEFAULT_TIMEOUT = 30.0
 _DEFAULT_MEMORY_MB = 128
+# `Limits` fields that the `isobind` key sets besides `timeout` and `memoryMb`.
+_LIMIT_KEYS = ("cpu_time", "max_log_bytes", "max_result_bytes", "max_calls", "max_concurrent_calls")
 
 # Values of a server's `type` key, as Claude Desktop and Claude Code write them.
 _SERVER_TYPES: Mapping[str, Literal["stdio", "http"]] = {
@@ -118,13 +121,27 @@ class Config:
     memory_mb: int
     audit: Path | None
     approve_writes: bool = False
+    """Whether every tool not annotated read-only needs approval before it runs."""
     rate_limit_store: Path | None = None
     """The SQLite file in which processes that share it count rate-limit windows."""
-    """Whether every tool not annotated read-only needs approval before it runs."""
     egress: EgressPolicy | None = field(default=None, repr=False)
     """The origins that `fetch` in the sandbox may reach; `None` blocks `fetch`."""
     sandbox: SandboxSettings | None = None
     """The settings of ``isobind.sandbox``, or `None` when the file has none."""
+    limit_settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The other `Limits` fields the file sets (``cpuTime``, ``maxCalls``...), by field name."""
+
+    def run_limits(self, *, timeout: float | None = None, memory_mb: int | None = None) -> Limits:
+        """Return the limits of a run, with `timeout` and `memory_mb` overriding the file's.
+
+        Unless the file sets ``cpuTime``, the engine-time budget (10 s by default) is
+        raised to the timeout, so that a longer timeout also allows longer computation.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        memory_mb = self.memory_mb if memory_mb is None else memory_mb
+        settings = dict(self.limit_settings)
+        settings.setdefault("cpu_time", max(Limits().cpu_time, timeout))
+        return Limits(timeout=timeout, memory_mb=memory_mb, **settings)
 
 
 # The pydantic models below check only the JSON types. A key set to null counts as
@@ -244,6 +261,17 @@ class _IsobindSection(BaseModel):
 
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     memory_mb: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="memoryMb")
+    cpu_time: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, alias="cpuTime"
+    )
+    max_log_bytes: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="maxLogBytes")
+    max_result_bytes: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, alias="maxResultBytes"
+    )
+    max_calls: Annotated[int, Field(ge=0)] | None = Field(default=None, alias="maxCalls")
+    max_concurrent_calls: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, alias="maxConcurrentCalls"
+    )
     audit: str | None = None
     rate_limit_store: str | None = Field(default=None, alias="rateLimitStore")
     default_policy: Literal["allow", "deny"] | None = Field(default=None, alias="defaultPolicy")
@@ -353,6 +381,13 @@ def parse_config(
         ),
         egress=egress,
         sandbox=_build_sandbox(section.sandbox, file),
+        limit_settings=MappingProxyType(
+            {
+                name: getattr(section, name)
+                for name in _LIMIT_KEYS
+                if getattr(section, name) is not None
+            }
+        ),
     )
 
 

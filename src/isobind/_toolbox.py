@@ -100,9 +100,7 @@ class Toolbox:
         self._approve_writes = approve_writes
         self._functions = list(functions)
         if limits is None:
-            limits = Limits()
-            if config is not None:
-                limits = replace(limits, timeout=config.timeout, memory_mb=config.memory_mb)
+            limits = config.run_limits() if config is not None else Limits()
         self.limits = limits
         if sandbox is None:
             sandbox = config.sandbox if config is not None else None
