@@ -314,6 +314,23 @@ def _wire(spec: ToolSpec) -> dict[str, Any]:
     return {"name": spec.name, "description": spec.description, "inputSchema": spec.input_schema}
 
 
+def search_recall() -> None:
+    print("\nPart 3: search recall@3 over the corpus, labelled queries")
+    specs = [spec for server in corpus_servers() for spec in tool_specs(server)]
+    api = render_api(specs)
+    servers = [ServerSummary(server, None, None, 0) for server in api.servers]
+    catalog = ToolCatalog(dict(api.bindings), servers)
+    labelled = json.loads((TOOL_LISTS.parent / "search_queries.json").read_text())
+    for query_set in ("queries", "held_out"):
+        cases = labelled[query_set]
+        hits = 0
+        for case in cases:
+            found = [f"{server}.{tool}" for server, tool in catalog.search(case["query"], 3)]
+            hits += case["expected"] in found
+        print(f"{query_set:10} recall@3 = {hits}/{len(cases)} = {hits / len(cases):.3f}")
+
+
 if __name__ == "__main__":
     corpus_sizes()
     synthetic_sizes()
+    search_recall()
