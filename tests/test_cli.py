@@ -403,3 +403,39 @@ catch (error) { return error.name; }
     completed = run_cli("exec", "-", "--config", str(config), "--json", stdin=code)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["result"] == "LimitExceededError"
+
+
+LEAKED_KEY = "Zq7Lm2Xp9Rt4Vb8Nc6Wd1Ke5Hf3Gj0Yu"
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_stdout_junk_keeps_secret_out_of_logs(tmp_path: Path, verbose: bool) -> None:
+    # A server that prints its key to stdout before and instead of speaking MCP: as
+    # plain text, and inside a JSON object that is not a JSON-RPC message.
+    server = tmp_path / "printer.py"
+    server.write_text(
+        "import json, os, sys\n"
+        "key = os.environ['API_KEY']\n"
+        "print('oops key=' + key, flush=True)\n"
+        "print(json.dumps({'note': key, 'jsonrpc': '2.0'}), flush=True)\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "key.txt").write_text(LEAKED_KEY, encoding="utf-8")
+    config = write_config(
+        tmp_path,
+        {
+            "mcpServers": {
+                "printer": {
+                    "command": sys.executable,
+                    "args": [str(server)],
+                    "env": {"API_KEY": "${secret:file:key.txt}"},
+                }
+            }
+        },
+    )
+    options = ["--verbose"] if verbose else []
+    completed = run_cli("types", "--config", str(config), *options)
+    assert completed.returncode == 2
+    assert "not JSON-RPC" in completed.stderr
+    for start in range(0, len(LEAKED_KEY) - 8):
+        assert LEAKED_KEY[start : start + 8] not in completed.stderr

@@ -295,8 +295,8 @@ class CallDispatcher:
                 value = _result_value(result)
         except Exception as error:
             logger.info("server %s tool %s failed: %s", tool.server, tool.name, type(error))
-            message = registry.redactor.scrub_text(
-                _truncate(describe_exception(error, type_names=False))
+            message = _scrub_then_cut(
+                registry.redactor, describe_exception(error, type_names=False)
             )
             return CallReply.failure(
                 "ToolError", f"tools.{tool.server}.{tool.name} failed: {message}"
@@ -319,7 +319,7 @@ class CallDispatcher:
     def _error_text(self, tool: ToolSpec, result: types.CallToolResult) -> str:
         texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
         detail = "\n".join(texts) if texts else "the tool reported an error without a message"
-        scrubbed = self.registry.redactor.scrub_text(_truncate(detail))
+        scrubbed = _scrub_then_cut(self.registry.redactor, detail)
         return f"tools.{tool.server}.{tool.name}: {scrubbed}"
 
     def _record(
@@ -426,6 +426,15 @@ def _is_well_formed(arguments: dict[str, Any], input_text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _scrub_then_cut(redactor: Scrubber, text: str) -> str:
+    """Scrub `text`, then cut it to the error length.
+
+    Cutting first could leave the start of a secret that the redactor no longer
+    recognises. Text far past the cut is dropped before scrubbing, to bound the work.
+    """
+    return _truncate(redactor.scrub_text(text[: _MAX_ERROR_CHARS + 65_536]))
 
 
 def _truncate(text: str, limit: int = _MAX_ERROR_CHARS) -> str:

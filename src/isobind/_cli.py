@@ -25,10 +25,10 @@ from ._config import Config, load_config
 from ._display import TerminalEvents, print_answer
 from ._errors import ApiError, ConfigError, ModelError, SandboxError, UpstreamError
 from ._lockdown import LockdownReport
-from ._log_scrub import scrub_credential_shapes
+from ._log_scrub import hide_pydantic_inputs, scrub_credential_shapes
 from ._pool import SandboxSettings, WorkerPool
 from ._providers import AnthropicProvider, OpenAIProvider, Provider
-from ._redact import Redactor
+from ._redact import Redactor, Scrubber
 from ._result import ExecutionResult
 from ._search import DETAILS
 from ._server import ServeOptions, serve
@@ -86,8 +86,29 @@ def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if redactor is not None:
+        _log_scrubbers.append(redactor)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_RedactingFilter(redactor or Redactor.empty(), tracebacks=verbose))
+        handler.addFilter(_RedactingFilter(tracebacks=verbose))
+
+
+# What the log filter scrubs with: the secrets known at start, each config's, and
+# each toolbox's live redactor, which also learns OAuth tokens as they arrive.
+_log_scrubbers: list[Scrubber] = []
+
+
+def _new_toolbox(config: Config, **options: Any) -> Toolbox:
+    """Create a toolbox whose redactor also scrubs the log, before it connects."""
+    toolbox = Toolbox(config, **options)
+    _log_scrubbers.append(toolbox.redactor)
+    return toolbox
+
+
+def _load(config: Path) -> Config:
+    """Load the config file, and scrub its secrets from the log from now on."""
+    loaded = load_config(config)
+    _log_scrubbers.append(Redactor(loaded.secrets))
+    return loaded
 
 
 class _RedactingFilter(logging.Filter):
@@ -98,9 +119,8 @@ class _RedactingFilter(logging.Filter):
     to stdout, for one) with `logger.exception`.
     """
 
-    def __init__(self, redactor: Redactor, *, tracebacks: bool):
+    def __init__(self, *, tracebacks: bool):
         super().__init__()
-        self.redactor = redactor
         self.tracebacks = tracebacks
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -114,7 +134,10 @@ class _RedactingFilter(logging.Filter):
                 # A pydantic error's first line names the model; the second says what failed.
                 detail = summary[1].strip() if len(summary) > 1 else summary[0]
                 message += f": {type(error).__name__}: {detail[:300]}"
-        record.msg = scrub_credential_shapes(self.redactor.scrub_text(printable(message)))
+        message = hide_pydantic_inputs(message)
+        for scrubber in _log_scrubbers:
+            message = scrubber.scrub_text(message)
+        record.msg = scrub_credential_shapes(printable(message))
         record.args = None
         record.exc_info = None
         record.exc_text = None
@@ -241,7 +264,7 @@ def exec_command(
             )
         ) from error
     try:
-        loaded = load_config(config)
+        loaded = _load(config)
     except ConfigError as error:
         raise _fail_setup(error) from error
 
@@ -251,7 +274,7 @@ def exec_command(
     answers = _open_answers(from_stdin=str(file) == "-")
 
     async def run() -> ExecutionResult:
-        async with Toolbox(
+        async with _new_toolbox(
             loaded,
             limits=limits,
             sandbox=_sandbox_settings(loaded, sandbox, workers),
@@ -435,7 +458,7 @@ def run_command(
     secrets = [api_key] if api_key else []
     _setup_logging(verbose, Redactor(secrets))
     try:
-        loaded = load_config(config)
+        loaded = _load(config)
     except ConfigError as error:
         raise _fail_setup(error) from error
 
@@ -491,7 +514,7 @@ def _run_toolbox(
     sandbox: SandboxSettings | None,
 ) -> Toolbox:
     limits = config.run_limits(timeout=timeout, memory_mb=memory_mb)
-    return Toolbox(config, limits=limits, sandbox=sandbox, audit=audit, secrets=secrets)
+    return _new_toolbox(config, limits=limits, sandbox=sandbox, audit=audit, secrets=secrets)
 
 
 @app.command("types")
@@ -509,12 +532,12 @@ def types_command(
     """Print the TypeScript API of the callable tools of the configured servers."""
     _setup_logging(verbose)
     try:
-        loaded = load_config(config)
+        loaded = _load(config)
     except ConfigError as error:
         raise _fail_setup(error) from error
 
     async def render() -> str:
-        async with Toolbox(loaded) as toolbox:
+        async with _new_toolbox(loaded) as toolbox:
             return toolbox.compact_declaration if compact else toolbox.declaration
 
     try:
@@ -658,12 +681,12 @@ def search_command(
     if detail not in DETAILS:
         raise _fail_setup(ValueError(f"--detail must be one of {', '.join(DETAILS)}"))
     try:
-        loaded = load_config(config)
+        loaded = _load(config)
     except ConfigError as error:
         raise _fail_setup(error) from error
 
     async def search() -> str:
-        async with Toolbox(loaded) as toolbox:
+        async with _new_toolbox(loaded) as toolbox:
             return toolbox.search_tools(query, detail=detail, limit=limit)
 
     try:
@@ -706,7 +729,7 @@ def serve_command(
     """Serve the configured servers' tools to MCP clients as one sandboxed code tool."""
     _setup_logging(verbose)
     try:
-        loaded = load_config(config)
+        loaded = _load(config)
     except ConfigError as error:
         raise _fail_setup(error) from error
 
@@ -730,7 +753,7 @@ def serve_command(
 
     async def run() -> None:
         settings = _sandbox_settings(loaded, sandbox, workers)
-        async with Toolbox(loaded, sandbox=settings, audit=audit) as toolbox:
+        async with _new_toolbox(loaded, sandbox=settings, audit=audit) as toolbox:
             await serve(toolbox, options, on_listening=announce)
 
     try:

@@ -38,6 +38,8 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from ._log_scrub import hide_pydantic_inputs
+
 __all__ = ["RELAYED_LOGGERS", "ClientHub"]
 
 logger = logging.getLogger(__name__)
@@ -232,7 +234,7 @@ class ClientHub:
             self._dropped_logs += 1
             self._schedule_dropped_report()
             return
-        data = self._scrub(text)
+        data = self._scrub(hide_pydantic_inputs(text))
         for connection in targets:
             params = {"level": level, "logger": logger_name, "data": data}
             self._enqueue(connection, "notifications/message", params)

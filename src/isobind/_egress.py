@@ -97,7 +97,7 @@ class EgressGateway:
         if not isinstance(url, str) or not isinstance(method, str):
             return None, "fetch: the request has no URL or method"
         origin = normalize_origin(url)
-        shown = self._redactor.scrub_text(url[:200])
+        shown = self._redactor.scrub_text(url)[:200]
         if origin is None:
             return None, f"fetch({shown}) is not available: only http and https URLs can be fetched"
         rule = self.policy.origins.get(origin)
@@ -134,7 +134,7 @@ class EgressGateway:
         if invalid is not None:
             return CallReply.failure(
                 "ToolInputError",
-                f"fetch: header {self._redactor.scrub_text(invalid[:100])!r} is invalid: a name "
+                f"fetch: header {self._redactor.scrub_text(invalid)[:100]!r} is invalid: a name "
                 "must be an HTTP token and a value must not contain line breaks or NUL",
             )
         headers.update(rule.headers)
@@ -172,7 +172,7 @@ class EgressGateway:
         if sent_to != origin:
             return CallReply.failure(
                 "NetworkAccessError",
-                f"fetch({self._redactor.scrub_text(url[:200])}) is not available: the URL "
+                f"fetch({self._redactor.scrub_text(url)[:200]}) is not available: the URL "
                 "is ambiguous, so its origin cannot be checked",
             )
         response = await self._client.send(request, stream=True)
@@ -184,7 +184,7 @@ class EgressGateway:
                 if size > limit:
                     return CallReply.failure(
                         "LimitExceededError",
-                        f"fetch({self._redactor.scrub_text(url[:200])}): the response is "
+                        f"fetch({self._redactor.scrub_text(url)[:200]}): the response is "
                         f"larger than {limit} bytes",
                     )
                 chunks.append(chunk)

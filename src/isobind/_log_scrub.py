@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ._redact import REDACTED, LiveRedactor, Scrubber
 
-__all__ = ["LineScrubber", "scrub_credential_shapes"]
+__all__ = ["LineScrubber", "hide_pydantic_inputs", "scrub_credential_shapes"]
 
 # Prefixes published by the issuers: OpenAI and Anthropic (sk-), GitHub (ghp_, gho_,
 # ghu_, ghs_, ghr_, github_pat_), AWS access key ids (AKIA, ASIA), Slack (xoxb-,
@@ -52,6 +52,16 @@ _PRIVATE_KEY_IN_JSON = re.compile(
 )
 _PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PRIVATE_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+# pydantic quotes the invalid value in its error text, cut short in the middle when it
+# is long, so a secret in it could show in part, where no redactor recognises it.
+_PYDANTIC_INPUT = re.compile(r"input_value=.*?, input_type=", re.DOTALL)
+
+
+def hide_pydantic_inputs(text: str) -> str:
+    """Replace the values that pydantic validation errors quote in `text`."""
+    return _PYDANTIC_INPUT.sub("input_value=(not shown), input_type=", text)
 
 
 def scrub_credential_shapes(text: str, *, json_text: bool = False) -> str:

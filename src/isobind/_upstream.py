@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -341,10 +342,13 @@ class McpConnection:
         self._bad_lines += 1
         if self._first_bad_line is not None:
             return
-        line = None
+        # pydantic's own text shortens long values, which would cut a secret in the
+        # message so that the redactor no longer finds it: show the whole input instead.
+        text = type(error).__name__
         if isinstance(error, ValidationError) and error.errors():
             line = error.errors()[0].get("input")
-        shown = self._redactor.scrub_text(str(line if isinstance(line, str) else error)[:200])
+            text = line if isinstance(line, str) else json.dumps(line, default=str)
+        shown = self._redactor.scrub_text(text[:100_000])[:200]
         self._first_bad_line = shown
         logger.warning(
             "MCP server %s sent a message that is not JSON-RPC, which is ignored: %r. "
