@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 
 import anyio
@@ -204,3 +205,25 @@ async def test_prepare_stack_trace_trap_keeps_tool_error(toolbox: Toolbox) -> No
     )
     assert result.ok, result.error
     assert result.result == "ToolInputError"
+
+
+async def test_large_result_decoded_off_event_loop(
+    toolbox: Toolbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Records which thread builds each result; the build itself runs unchanged.
+    threads: list[str] = []
+    build = Toolbox._build_result
+
+    def recording(self: Toolbox, *args: object) -> object:
+        threads.append(threading.current_thread().name)
+        return build(self, *args)
+
+    monkeypatch.setattr(Toolbox, "_build_result", recording)
+    small = await toolbox.execute("return 1")
+    large = await toolbox.execute("return new Array(1 << 16).fill({k: 'v'})")
+    assert small.result == 1
+    assert large.ok, large.error
+    assert len(large.result) == 1 << 16
+    main = threading.current_thread().name
+    assert threads[0] == main
+    assert threads[1] != main

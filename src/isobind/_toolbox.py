@@ -43,6 +43,10 @@ from ._upstream import McpConnection
 
 __all__ = ["Toolbox"]
 
+# A result up to this many characters of JSON is decoded on the event loop; a larger
+# one in a worker thread.
+_INLINE_RESULT_CHARS = 65_536
+
 logger = logging.getLogger(__name__)
 
 
@@ -489,12 +493,19 @@ class Toolbox:
                 await self._audit_cancelled(code, dispatcher, execution_id, started_at, limits)
                 raise
 
-        result = self._build_result(outcome, dispatcher, execution_id)
-        result = replace(result, dry_run=dry_run)
-        if self.audit is not None:
-            records = _audit_records(result, code, started_at, limits)
-            await anyio.to_thread.run_sync(self.audit.append, records)
-        return result
+        audit = self.audit
+
+        def finish() -> ExecutionResult:
+            result = replace(self._build_result(outcome, dispatcher, execution_id), dry_run=dry_run)
+            if audit is not None:
+                audit.append(_audit_records(result, code, started_at, limits))
+            return result
+
+        if audit is None and len(outcome.result_text or "") <= _INLINE_RESULT_CHARS:
+            return finish()
+        # Writing the audit log, and decoding and scrubbing a large result, would
+        # stall every other run and client that shares this event loop.
+        return await anyio.to_thread.run_sync(finish)
 
     async def _audit_cancelled(
         self,
