@@ -859,8 +859,20 @@ ERROR_CASES = [
     pytest.param(
         {"mcpServers": {}, "isobind": {"sandbox": {"mode": "docker"}}},
         "isobind.sandbox.mode",
-        "must be one of 'workers' or 'inprocess', not a string",
+        "must be one of 'workers' or 'inprocess', not \"docker\"",
         id="sandbox-mode-unknown",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"workerMemoryMb": 1}}},
+        "isobind.sandbox.workerMemoryMb",
+        "must be at least 64, not 1",
+        id="sandbox-worker-memory-small",
+    ),
+    pytest.param(
+        {"mcpServers": {}, "isobind": {"sandbox": {"maxOpenFiles": 8}}},
+        "isobind.sandbox.maxOpenFiles",
+        "must be at least 16, not 8",
+        id="sandbox-open-files-small",
     ),
     pytest.param(
         {"mcpServers": {}, "isobind": {"sandbox": {"workers": 0}}},

@@ -10,6 +10,7 @@ play no part.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -171,6 +172,26 @@ async def test_isolates_run_after_lockdown(probed_pool: WorkerPool) -> None:
     )
     assert outcome.error is None
     assert outcome.result_text == '["1970-01-01T00:00:00.000Z",-1,"{\\"x\\":1}"]'
+
+
+def test_tight_open_files_limit_keeps_seccomp() -> None:
+    # In a child process, because the lockdown cannot be undone: with only a few file
+    # descriptors left, the filter's module must already be loaded.
+    script = textwrap.dedent(
+        """
+        import json
+        from isobind._lockdown import LockdownReport, lock_down
+        report = LockdownReport()
+        lock_down(report, data_budget_bytes=1 << 30, max_open_files=4)
+        print(json.dumps({"seccomp": report.seccomp, "missing": report.missing}))
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["seccomp"] is True, report["missing"]
 
 
 def ping() -> int:

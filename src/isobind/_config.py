@@ -248,10 +248,10 @@ class _SandboxEntry(BaseModel):
     kill_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         default=None, alias="killGrace"
     )
-    worker_memory_mb: Annotated[int, Field(gt=0)] | None = Field(
+    worker_memory_mb: Annotated[int, Field(ge=64)] | None = Field(
         default=None, alias="workerMemoryMb"
     )
-    max_open_files: Annotated[int, Field(gt=0)] | None = Field(default=None, alias="maxOpenFiles")
+    max_open_files: Annotated[int, Field(ge=16)] | None = Field(default=None, alias="maxOpenFiles")
     network_namespace: bool | None = Field(default=None, alias="networkNamespace")
     stack_kb: Annotated[int, Field(ge=64, le=2048)] | None = Field(default=None, alias="stackKb")
 
@@ -899,7 +899,9 @@ def _describe_error(error: ErrorDetails) -> str:
         return f"must be at most {limit:g}, not {_describe_value(value)}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}, not {_describe_value(value)}"
+        # The fixed choices are names such as "workers", never secrets: show the value.
+        given = json.dumps(value[:80]) if isinstance(value, str) else _describe_value(value)
+        return f"must be one of {expected}, not {given}"
     if kind == "finite_number":
         return f"must be a finite number, not {_describe_value(value)}"
     if kind == "missing":

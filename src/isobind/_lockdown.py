@@ -172,8 +172,18 @@ def lock_down(report: LockdownReport, *, data_budget_bytes: int, max_open_files:
     limit and the budget is what the runs can add.
     """
     report.environment_keys = sorted(os.environ)
+    # Imported before the limits apply: a small RLIMIT_NOFILE would leave no file
+    # descriptor for opening the module, and the filter would be skipped.
+    try:
+        import pyseccomp
+    except (ImportError, OSError) as error:
+        report.missing.append(f"seccomp: pyseccomp or libseccomp is unavailable: {error}")
+        seccomp = None
+    else:
+        seccomp = pyseccomp
     _limit_resources(report, data_budget_bytes, max_open_files)
-    _load_seccomp_filter(report)
+    if seccomp is not None:
+        _load_seccomp_filter(report, seccomp)
 
 
 def _data_in_use() -> int:
@@ -207,12 +217,7 @@ def _limit_resources(report: LockdownReport, data_budget_bytes: int, max_open_fi
     # on fork, vfork and process clones is what stops new processes.
 
 
-def _load_seccomp_filter(report: LockdownReport) -> None:
-    try:
-        import pyseccomp as seccomp
-    except (ImportError, OSError) as error:
-        report.missing.append(f"seccomp: pyseccomp or libseccomp is unavailable: {error}")
-        return
+def _load_seccomp_filter(report: LockdownReport, seccomp: Any) -> None:
     try:
         syscall_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
         # TSYNC applies the filter to every thread already running (V8's

@@ -87,6 +87,14 @@ class SandboxSettings:
         # (8 MiB under the usual RLIMIT_STACK); 2 MiB stays well inside it.
         if not 64 <= self.stack_kb <= 2048:
             raise ValueError(f"stack_kb must be between 64 and 2048, not {self.stack_kb}")
+        # Below these, a worker cannot start V8 or hold its pipes and libraries; the
+        # runs would fail as crashes instead of the setting being named.
+        if self.worker_memory_mb < 64:
+            raise ValueError(
+                f"worker_memory_mb must be at least 64 MiB, not {self.worker_memory_mb}"
+            )
+        if self.max_open_files < 16:
+            raise ValueError(f"max_open_files must be at least 16, not {self.max_open_files}")
 
 
 @dataclass(slots=True)
