@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -666,10 +667,12 @@ def test_cli_prompt_on_terminal(memory_only_path: Path) -> None:
 # --- Rate-limit windows shared through a store -------------------------------------
 
 
-def rate_config(directory: Path, store: str | None) -> Path:
+def rate_config(
+    directory: Path, store: str | None, *, calls: int = 2, seconds: float = 3600
+) -> Path:
     section: dict[str, Any] = {
         "timeout": 10,
-        "servers": {"time": {"rateLimit": {"calls": 2, "seconds": 3600}}},
+        "servers": {"time": {"rateLimit": {"calls": calls, "seconds": seconds}}},
     }
     if store is not None:
         section["rateLimitStore"] = store
@@ -715,6 +718,20 @@ def test_rate_store_shared_by_processes(tmp_path: Path) -> None:
     assert third.startswith("PermissionDeniedError")
     assert "isobind.servers.time.rateLimit" in third
     assert (tmp_path / "rate.db").is_file()
+
+
+def test_rate_store_keeps_other_limits_apart(tmp_path: Path) -> None:
+    # Two configs name the same rule and the same store with different limits; the
+    # one with a 1 s window must not expire the calls of the one with an hour.
+    (tmp_path / "hourly").mkdir()
+    (tmp_path / "frequent").mkdir()
+    hourly = rate_config(tmp_path / "hourly", "../rate.db", calls=2)
+    frequent = rate_config(tmp_path / "frequent", "../rate.db", calls=100, seconds=1)
+    assert exec_calls(hourly, 2) == ["ok", "ok"]
+    time.sleep(1.2)  # the frequent config's window ends; the hourly one's does not
+    assert exec_calls(frequent, 1) == ["ok"]
+    [third] = exec_calls(hourly, 1)
+    assert third.startswith("PermissionDeniedError")
 
 
 def test_rate_window_per_process_without_store(tmp_path: Path) -> None:
