@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from isobind import ApiError, ConfigError, ExecutionResult, Toolbox, load_config
+from isobind import ConfigError, ExecutionResult, Toolbox, load_config
 from isobind._approval import ApprovalRequest
 
 from .conftest import TESTS, node_server, write_config
@@ -813,15 +813,21 @@ async def test_denied_clash_leaves_others_usable(
             assert result.result == ["ok", {"result": survivor}]
 
 
-async def test_allowed_clash_names_both_tools(tmp_path: Path) -> None:
+async def test_allowed_clash_keeps_first_tool(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = names_config(tmp_path, {})
-    with pytest.raises(ApiError) as caught:
-        async with Toolbox.from_config(config):
-            pass
-    message = str(caught.value)
-    assert "get-data" in message
-    assert "get_data" in message
-    assert "Deny one of them" in message
+    with caplog.at_level("WARNING", logger="isobind._toolbox"):
+        async with Toolbox.from_config(config) as toolbox:
+            result = await call(toolbox, "tools.n.get_data({})")
+            assert result.result == ["ok", {"result": "get-data"}]
+            result = await call(toolbox, 'tools.n.read_file({path: "a"})')
+            assert result.result == ["ok", {"result": "read-file a"}]
+    [warning] = [
+        record.getMessage() for record in caplog.records if "both map" in record.getMessage()
+    ]
+    assert "'get-data' and 'get_data'" in warning
+    assert "deny the first by its original name" in warning
 
 
 async def test_tools_entry_does_not_widen_allow(tmp_path: Path) -> None:

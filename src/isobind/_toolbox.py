@@ -228,7 +228,9 @@ class Toolbox:
             else:
                 tools.extend(source.list_tools())
         policies = self._policies()
-        allowed = [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
+        allowed = _without_clashes(
+            [tool for tool in tools if check_tool(tool, policies[tool.server]) is None]
+        )
         api = render_api(_with_denied_bindings(tools, allowed))
         allowed_api = render_api(allowed, log_problems=False)
         # The problems of these schemas were logged by the first rendering.
@@ -653,6 +655,33 @@ def well_formed_data(value: Any) -> Any:
 
 def _well_formed_leaf(leaf: object) -> object:
     return well_formed(leaf) if isinstance(leaf, str) else leaf
+
+
+def _without_clashes(tools: list[ToolSpec]) -> list[ToolSpec]:
+    """Return `tools` without those whose API name an earlier tool of the server has.
+
+    A server that lists one name twice, or two names that map to one identifier
+    (`get-data` and `get_data`), keeps the first, so that the other servers and
+    tools still load. A warning names both and how to choose.
+    """
+    first_by_key: dict[tuple[str, str], ToolSpec] = {}
+    kept = []
+    for tool in tools:
+        key = (tool.server, to_identifier(tool.name))
+        first = first_by_key.setdefault(key, tool)
+        if first is tool:
+            kept.append(tool)
+            continue
+        logger.warning(
+            "MCP server %r: tools %r and %r both map to `tools.%s.%s`; the second is left "
+            "out. To keep it instead, deny the first by its original name in the config",
+            tool.server,
+            first.name,
+            tool.name,
+            to_identifier(tool.server),
+            key[1],
+        )
+    return kept
 
 
 def _with_denied_bindings(tools: list[ToolSpec], allowed: list[ToolSpec]) -> list[ToolSpec]:
