@@ -296,8 +296,13 @@ async def test_object_body_rejected(toolbox: Toolbox, echo_server: str) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    ['{"X-A": "one\\r\\nX-Injected: two"}', '{"Bad Name": "x"}', '{"X-A": "nul\\u0000"}'],
-    ids=["crlf value", "space in name", "nul value"],
+    [
+        '{"X-A": "one\\r\\nX-Injected: two"}',
+        '{"Bad Name": "x"}',
+        '{"X-A": "nul\\u0000"}',
+        '{"X-A": "\\u00e9\\u0100"}',
+    ],
+    ids=["crlf value", "space in name", "nul value", "beyond latin-1"],
 )
 async def test_invalid_header_rejected(toolbox: Toolbox, echo_server: str, headers: str) -> None:
     before = len(EchoHandler.requests)
@@ -320,6 +325,10 @@ async def test_host_rejects_invalid_header(toolbox: Toolbox, echo_server: str) -
     assert not reply.ok
     assert reply.error_name == "ToolInputError"
     assert "is invalid" in reply.error_message
+    reply = await gateway.fetch(
+        {"url": f"{echo_server}/x", "method": "GET", "headers": {"X-A": "\u0100"}}
+    )
+    assert reply.error_name == "ToolInputError"
     reply = await gateway.fetch({"url": f"{echo_server}/x", "method": "POST", "bodyBase64": "!!"})
     assert reply.error_name == "ToolInputError"
     assert "not valid base64" in reply.error_message

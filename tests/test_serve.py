@@ -406,9 +406,40 @@ async def test_http_clients_share_upstreams(http: HttpServer) -> None:
     assert pids[0] == pids[1]
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    },
+}
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+async def test_http_bearer_scheme_any_case(http: HttpServer, scheme: str) -> None:
+    async with httpx2.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            http.url,
+            content=json.dumps(INITIALIZE),
+            headers={
+                "Authorization": f"{scheme} {TOKEN}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize(
     "token",
-    [pytest.param(None, id="missing"), pytest.param("wrong-token", id="wrong")],
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("wrong-token", id="wrong"),
+        pytest.param(f"{TOKEN}x", id="longer"),
+    ],
 )
 async def test_http_rejects_bad_token(http: HttpServer, token: str | None) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -164,7 +164,7 @@
       if (!isHeaderName(names[i]) || !isHeaderValue(headers[names[i]])) {
         throw new TypeErrorCtor(
           `fetch: header ${JSONStringify(names[i])} is invalid: a name must be an HTTP ` +
-          "token and a value must not contain line breaks or NUL");
+          "token and a value must be Latin-1 text without line breaks or NUL");
       }
     }
     const request = { url, method, headers };
@@ -201,11 +201,11 @@
     return true;
   }
 
-  // A field value must not contain CR, LF or NUL.
+  // A field value is a ByteString (code points up to U+00FF) without CR, LF or NUL.
   function isHeaderValue(value) {
     for (let i = 0; i < value.length; i++) {
       const code = ReflectApply(StringCharCodeAt, value, [i]);
-      if (code === 0x0d || code === 0x0a || code === 0) {
+      if (code === 0x0d || code === 0x0a || code === 0 || code > 0xff) {
         return false;
       }
     }

@@ -135,7 +135,7 @@ class EgressGateway:
             return CallReply.failure(
                 "ToolInputError",
                 f"fetch: header {self._redactor.scrub_text(invalid)[:100]!r} is invalid: a name "
-                "must be an HTTP token and a value must not contain line breaks or NUL",
+                "must be an HTTP token and a value Latin-1 text without line breaks or NUL",
             )
         headers.update(rule.headers)
         try:
@@ -226,11 +226,11 @@ def _request_body(request: Mapping[str, Any]) -> str | bytes | None:
     return body if isinstance(body, str) else None
 
 
-# RFC 9110: a field name is a token; a field value has no CR, LF or NUL.
+# RFC 9110: a field name is a token; a field value has no CR, LF or NUL, and HTTP/1.1
+# sends it as Latin-1 bytes.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[^\r\n\x00\u0100-\U0010ffff]*")
 
 
 def _valid_header(name: str, value: str) -> bool:
-    return _HEADER_NAME.fullmatch(name) is not None and not any(
-        character in value for character in "\r\n\x00"
-    )
+    return _HEADER_NAME.fullmatch(name) is not None and _HEADER_VALUE.fullmatch(value) is not None

@@ -472,7 +472,7 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, token: str):
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(
         self,
@@ -485,7 +485,11 @@ class BearerAuth:
             return
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"authorization", b"")
-        if hmac.compare_digest(supplied, self._expected):
+        # RFC 9110: the scheme name is case-insensitive; the token is compared exactly.
+        scheme, _, credentials = supplied.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(
+            credentials.strip(), self._expected
+        ):
             await self.app(scope, receive, send)
             return
         logger.warning(
