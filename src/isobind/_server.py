@@ -487,9 +487,7 @@ class BearerAuth:
         supplied = headers.get(b"authorization", b"")
         # RFC 9110: the scheme name is case-insensitive; the token is compared exactly.
         scheme, _, credentials = supplied.strip().partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(
-            credentials.strip(), self._expected
-        ):
+        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
             await self.app(scope, receive, send)
             return
         logger.warning(
