@@ -38,7 +38,6 @@ from typing import Any
 from py_mini_racer import (
     JSEvalException,
     JSOOMException,
-    JSParseException,
     LibAlreadyInitializedError,
     init_mini_racer,
 )
@@ -49,6 +48,7 @@ from py_mini_racer import (
 # and costs a synchronous evaluation (about 0.35 ms) per isolate.
 from py_mini_racer._mini_racer import _make_context
 
+from ._engine import EngineBatch
 from ._errors import SandboxError
 
 __all__ = [
@@ -284,6 +284,8 @@ class _Isolate:
         self.closed = False
         self.prepared = False
         """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
+        self.broken = False
+        """Whether a batch was abandoned, so that its late results could mix with the next."""
         # Only the host has it, and the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
 
@@ -302,18 +304,16 @@ class _Isolate:
     async def eval(self, source: str) -> Any:
         return await self.context.eval_cancelable(source)
 
-    def submit(self, sources: Sequence[str]) -> list[asyncio.Task[Any]]:
-        """Queue `sources` as consecutive engine tasks, without waiting for any result.
+    def submit(self, sources: Sequence[str], notify_index: int | None = None) -> EngineBatch:
+        """Queue `sources` as consecutive engine tasks in one `EngineBatch`."""
+        if self.broken:
+            raise SandboxError("an engine batch of this isolate was abandoned; close it")
+        return EngineBatch(self.context, sources, notify_index)
 
-        mini-racer's isolate thread runs its tasks in the order they were
-        queued and drains the microtask queue after each one, so each source
-        sees everything the microtasks of the previous ones did. Queueing them
-        together saves one thread round trip per source.
-        """
-        loop = asyncio.get_running_loop()
-        # Each task calls into mini-racer on its first step, and the loop runs
-        # first steps in the order the tasks were created.
-        return [loop.create_task(self.context.eval_cancelable(source)) for source in sources]
+    def abandon(self, batch: EngineBatch) -> None:
+        """Cancel what is left of `batch`; the isolate takes no batch after this."""
+        self.broken = True
+        batch.abandon()
 
     def set_memory_limit(self, limit_bytes: int) -> None:
         self.context.set_hard_memory_limit(limit_bytes)
@@ -332,21 +332,6 @@ class _Isolate:
             # NOTE: the closing thread is left behind; V8 did not stop within
             # _CLOSE_TIMEOUT after TerminateExecution, which has not been seen.
             logger.error("V8 isolate did not close within %.0f s", _CLOSE_TIMEOUT)
-
-
-def _discard(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    """Cancel engine tasks whose results are no longer wanted, and drop their errors."""
-    for task in tasks:
-        if task.done():
-            _drop_result(task)
-        else:
-            task.cancel()
-            task.add_done_callback(_drop_result)
-
-
-def _drop_result(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 SettleCall = Callable[[int, CallReply], None]
@@ -444,19 +429,24 @@ class _Run:
         """
         remaining = self.limits.cpu_time - self.engine_time
         started = time.monotonic()
-        tasks = self.isolate.submit(sources)
+        # The task before the code's calls back as it ends, for the stamp.
+        notify_index = code_index - 1 if code_index else None
+        batch = self.isolate.submit(sources, notify_index)
+        finished = False
         try:
             async with asyncio.timeout(max(remaining, 0.0)):
-                for index, task in enumerate(tasks[:-1]):
-                    if index == code_index:
-                        # The code's task runs as soon as the one before has
-                        # finished, so this stamp is no earlier than its first statement.
-                        self.outcome.code_started = time.monotonic()
-                        if not await self._code_started(task):
-                            return None
-                    else:
-                        await task
-                return await tasks[-1]
+                if batch.notified is not None:
+                    await batch.notified
+                    # The code's task runs as soon as the one before has
+                    # finished, so this stamp is no earlier than its first statement.
+                    self.outcome.code_started = time.monotonic()
+                last = None
+                last_error: JSEvalException | None = None
+                try:
+                    last = await batch.last
+                except JSEvalException as failure:
+                    last_error = failure
+            finished = True
         except TimeoutError:
             raise _LimitHit(
                 "CpuTimeLimitExceeded",
@@ -465,22 +455,28 @@ class _Run:
             ) from None
         finally:
             self.engine_time += time.monotonic() - started
-            _discard(tasks)
+            if not finished:
+                self.isolate.abandon(batch)
+        # Every task has ended; the first failure among them counts, as if
+        # they had been awaited in order.
+        for index, _, error in batch.quiet_results():
+            if error is None:
+                continue
+            if index == code_index:
+                self._code_failed(error)
+                return None
+            raise error
+        if last_error is not None:
+            raise last_error
+        return last
 
-    async def _code_started(self, task: asyncio.Task[Any]) -> bool:
-        """Await the code's script; on an error, record it as the code's and return False."""
-        try:
-            await task
-        except JSParseException as error:
-            self.outcome.error = _map_syntax_error(str(error), self.filename)
-            return False
-        except JSEvalException as error:
-            if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
-                raise
-            # Only code that closed the wrapper early can throw here.
-            self.outcome.error = _map_syntax_error(str(error), self.filename)
-            return False
-        return True
+    def _code_failed(self, error: JSEvalException) -> None:
+        """Record the error of the code's script as the code's, unless it is the engine's."""
+        if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
+            raise error
+        # A parse error, or, for code that closed the wrapper early, an error
+        # thrown outside its main function.
+        self.outcome.error = _map_syntax_error(str(error), self.filename)
 
     async def step(self, source: str) -> dict[str, Any]:
         """Evaluate `source` and then a poll as one batch of engine tasks; return the poll."""
@@ -700,12 +696,14 @@ async def create_isolate() -> _Isolate:
         _render_prepare(isolate.token),
         f'__isobind.poll("{isolate.token}")',
     ]
-    tasks = isolate.submit(sources)
+    batch = isolate.submit(sources)
     try:
-        for task in tasks:
-            await task
+        await batch.last
+        for _, _, error in batch.quiet_results():
+            if error is not None:
+                raise error
     except BaseException:
-        _discard(tasks)
+        isolate.abandon(batch)
         await isolate.close()
         raise
     isolate.prepared = True
