@@ -56,9 +56,11 @@ __all__ = [
     "CallBackend",
     "CallReply",
     "CallRequest",
+    "Configuration",
     "Limits",
     "LocalCalls",
     "SandboxOutcome",
+    "configuration_of",
     "create_isolate",
     "run_in_isolate",
     "wait_closed",
@@ -252,8 +254,15 @@ def _render_prepare(token: str) -> str:
     return f'__isobind.prepare("{token}", "{os.urandom(32).hex()}")'
 
 
-def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: str) -> str:
-    """Return the script that gives a prepared isolate this run's API and limits."""
+Configuration = tuple[str, str]
+"""The API and the limits as the JSON texts that the prelude's `configure` takes."""
+
+
+def configuration_of(api: Mapping[str, Sequence[str]], limits: Limits) -> Configuration:
+    """Return what `configure` gives an isolate for a run with `api` and `limits`.
+
+    Runs with equal configurations can use isolates configured ahead alike.
+    """
     limits_json = json.dumps(
         {
             "maxLogBytes": limits.max_log_bytes,
@@ -262,7 +271,12 @@ def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: s
         }
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
-    arguments = ", ".join(json.dumps(text) for text in (token, api_json, limits_json))
+    return api_json, limits_json
+
+
+def _render_configure(configuration: Configuration, token: str) -> str:
+    """Return the script that gives a prepared isolate its API and limits."""
+    arguments = ", ".join(json.dumps(text) for text in (token, *configuration))
     return f"__isobind.configure({arguments})"
 
 
@@ -284,6 +298,8 @@ class _Isolate:
         self.closed = False
         self.prepared = False
         """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
+        self.configuration: Configuration | None = None
+        """The configuration `configure` gave the isolate ahead of its run, if any."""
         self.broken = False
         """Whether a batch was abandoned, so that its late results could mix with the next."""
         # Only the host has it, and the bridge rejects calls without it.
@@ -491,9 +507,16 @@ class _Run:
         sources: list[str] = []
         if not self.isolate.prepared:
             sources += [_bootstrap_template(), _render_prepare(self.token)]
-        # A task of its own: passed in the code's script, the code could
-        # close the wrapper early and supply its own API and limits.
-        sources.append(_render_configure(api, self.limits, self.token))
+        configuration = configuration_of(api, self.limits)
+        if self.isolate.configuration is None:
+            # A task of its own: passed in the code's script, the code could
+            # close the wrapper early and supply its own API and limits.
+            sources.append(_render_configure(configuration, self.token))
+        elif self.isolate.configuration == configuration:
+            # Configured ahead; an empty task marks when the code's task starts.
+            sources.append("0")
+        else:
+            raise SandboxError("the isolate was configured ahead for another API or limits")
         sources += [wrap_code(code, self.filename), self.poll_source()]
         text = await self.run_engine(sources, code_index=len(sources) - 2)
         if text is None and self.outcome.error is not None:
@@ -684,18 +707,19 @@ async def run_in_isolate(
     return run.outcome
 
 
-async def create_isolate() -> _Isolate:
+async def create_isolate(configuration: Configuration | None = None) -> _Isolate:
     """Create an isolate, evaluate the prelude and prepare the bridge, for `run_in_isolate`.
 
-    It also polls once, which only reads the prelude's empty state, so that V8
-    compiles the poll's functions before the request arrives.
+    With a `configuration`, it also calls `configure` with it, and then only a
+    run with the same configuration can use it. It also polls once, which only
+    reads the prelude's state, so that V8 compiles the poll's functions before
+    the request arrives.
     """
     isolate = await _Isolate.create()
-    sources = [
-        _bootstrap_template(),
-        _render_prepare(isolate.token),
-        f'__isobind.poll("{isolate.token}")',
-    ]
+    sources = [_bootstrap_template(), _render_prepare(isolate.token)]
+    if configuration is not None:
+        sources.append(_render_configure(configuration, isolate.token))
+    sources.append(f'__isobind.poll("{isolate.token}")')
     batch = isolate.submit(sources)
     try:
         await batch.last
@@ -707,6 +731,7 @@ async def create_isolate() -> _Isolate:
         await isolate.close()
         raise
     isolate.prepared = True
+    isolate.configuration = configuration
     return isolate
 
 
