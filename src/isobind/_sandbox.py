@@ -297,7 +297,8 @@ class _Isolate:
         self.context = context
         self.closed = False
         self.prepared = False
-        """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
+        """Whether the prelude has been evaluated and `prepare` called, and nothing since but
+        `configure`."""
         self.configuration: Configuration | None = None
         """The configuration `configure` gave the isolate ahead of its run, if any."""
         self.broken = False
