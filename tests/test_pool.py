@@ -255,3 +255,43 @@ async def test_undefined_result_stays_null(any_mode: Toolbox) -> None:
 
     assert result.ok
     assert result.result is None
+
+
+async def test_changed_limits_reach_prepared_isolates(toolbox: Toolbox) -> None:
+    # Workers configure their next isolates with the last run's limits; a run
+    # with other limits must not get one of those.
+    allocate = "return new ArrayBuffer(48 * 1024 * 1024).byteLength"
+    for _ in range(3):
+        result = await toolbox.execute(allocate)
+        assert result.ok, result.error
+    for _ in range(3):
+        result = await toolbox.execute(allocate, memory_mb=32)
+        assert result.error is not None
+        assert result.error.name == "MemoryLimitExceeded"
+    result = await toolbox.execute(allocate)
+    assert result.ok, result.error
+    assert result.result == 48 * 1024 * 1024
+
+
+async def test_preconfigured_isolate_needs_same_configuration() -> None:
+    from isobind._sandbox import configuration_of, create_isolate
+
+    async def no_calls(request: CallRequest) -> CallReply:
+        raise AssertionError(request)
+
+    api = {"t": ["echo"]}
+    same = await create_isolate(configuration_of(api, Limits()))
+    outcome = await run_in_isolate(
+        "return typeof tools.t.echo", api=api, handler=no_calls, limits=Limits(), isolate=same
+    )
+    assert outcome.ok, outcome.error
+    assert outcome.result_text == '"function"'
+    assert outcome.code_started is not None
+
+    other = await create_isolate(configuration_of(api, Limits()))
+    outcome = await run_in_isolate(
+        "return 1", api={"u": ["echo"]}, handler=no_calls, limits=Limits(), isolate=other
+    )
+    assert outcome.error is not None
+    assert outcome.error["name"] == "SandboxError"
+    await wait_closed()

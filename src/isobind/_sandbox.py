@@ -38,7 +38,6 @@ from typing import Any
 from py_mini_racer import (
     JSEvalException,
     JSOOMException,
-    JSParseException,
     LibAlreadyInitializedError,
     init_mini_racer,
 )
@@ -49,6 +48,7 @@ from py_mini_racer import (
 # and costs a synchronous evaluation (about 0.35 ms) per isolate.
 from py_mini_racer._mini_racer import _make_context
 
+from ._engine import EngineBatch
 from ._errors import SandboxError
 
 __all__ = [
@@ -56,9 +56,11 @@ __all__ = [
     "CallBackend",
     "CallReply",
     "CallRequest",
+    "Configuration",
     "Limits",
     "LocalCalls",
     "SandboxOutcome",
+    "configuration_of",
     "create_isolate",
     "run_in_isolate",
     "wait_closed",
@@ -252,8 +254,15 @@ def _render_prepare(token: str) -> str:
     return f'__isobind.prepare("{token}", "{os.urandom(32).hex()}")'
 
 
-def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: str) -> str:
-    """Return the script that gives a prepared isolate this run's API and limits."""
+Configuration = tuple[str, str]
+"""The API and the limits as the JSON texts that the prelude's `configure` takes."""
+
+
+def configuration_of(api: Mapping[str, Sequence[str]], limits: Limits) -> Configuration:
+    """Return what `configure` gives an isolate for a run with `api` and `limits`.
+
+    Runs with equal configurations can use isolates configured ahead alike.
+    """
     limits_json = json.dumps(
         {
             "maxLogBytes": limits.max_log_bytes,
@@ -262,7 +271,12 @@ def _render_configure(api: Mapping[str, Sequence[str]], limits: Limits, token: s
         }
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
-    arguments = ", ".join(json.dumps(text) for text in (token, api_json, limits_json))
+    return api_json, limits_json
+
+
+def _render_configure(configuration: Configuration, token: str) -> str:
+    """Return the script that gives a prepared isolate its API and limits."""
+    arguments = ", ".join(json.dumps(text) for text in (token, *configuration))
     return f"__isobind.configure({arguments})"
 
 
@@ -283,7 +297,12 @@ class _Isolate:
         self.context = context
         self.closed = False
         self.prepared = False
-        """Whether the prelude has been evaluated and `prepare` called, and nothing else."""
+        """Whether the prelude has been evaluated and `prepare` called, and nothing since but
+        `configure`."""
+        self.configuration: Configuration | None = None
+        """The configuration `configure` gave the isolate ahead of its run, if any."""
+        self.broken = False
+        """Whether a batch was abandoned, so that its late results could mix with the next."""
         # Only the host has it, and the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
 
@@ -302,18 +321,16 @@ class _Isolate:
     async def eval(self, source: str) -> Any:
         return await self.context.eval_cancelable(source)
 
-    def submit(self, sources: Sequence[str]) -> list[asyncio.Task[Any]]:
-        """Queue `sources` as consecutive engine tasks, without waiting for any result.
+    def submit(self, sources: Sequence[str], notify_index: int | None = None) -> EngineBatch:
+        """Queue `sources` as consecutive engine tasks in one `EngineBatch`."""
+        if self.broken:
+            raise SandboxError("an engine batch of this isolate was abandoned; close it")
+        return EngineBatch(self.context, sources, notify_index)
 
-        mini-racer's isolate thread runs its tasks in the order they were
-        queued and drains the microtask queue after each one, so each source
-        sees everything the microtasks of the previous ones did. Queueing them
-        together saves one thread round trip per source.
-        """
-        loop = asyncio.get_running_loop()
-        # Each task calls into mini-racer on its first step, and the loop runs
-        # first steps in the order the tasks were created.
-        return [loop.create_task(self.context.eval_cancelable(source)) for source in sources]
+    def abandon(self, batch: EngineBatch) -> None:
+        """Cancel what is left of `batch`; the isolate takes no batch after this."""
+        self.broken = True
+        batch.abandon()
 
     def set_memory_limit(self, limit_bytes: int) -> None:
         self.context.set_hard_memory_limit(limit_bytes)
@@ -332,21 +349,6 @@ class _Isolate:
             # NOTE: the closing thread is left behind; V8 did not stop within
             # _CLOSE_TIMEOUT after TerminateExecution, which has not been seen.
             logger.error("V8 isolate did not close within %.0f s", _CLOSE_TIMEOUT)
-
-
-def _discard(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    """Cancel engine tasks whose results are no longer wanted, and drop their errors."""
-    for task in tasks:
-        if task.done():
-            _drop_result(task)
-        else:
-            task.cancel()
-            task.add_done_callback(_drop_result)
-
-
-def _drop_result(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 SettleCall = Callable[[int, CallReply], None]
@@ -444,19 +446,24 @@ class _Run:
         """
         remaining = self.limits.cpu_time - self.engine_time
         started = time.monotonic()
-        tasks = self.isolate.submit(sources)
+        # The task before the code's calls back as it ends, for the stamp.
+        notify_index = code_index - 1 if code_index else None
+        batch = self.isolate.submit(sources, notify_index)
+        finished = False
         try:
             async with asyncio.timeout(max(remaining, 0.0)):
-                for index, task in enumerate(tasks[:-1]):
-                    if index == code_index:
-                        # The code's task runs as soon as the one before has
-                        # finished, so this stamp is no earlier than its first statement.
-                        self.outcome.code_started = time.monotonic()
-                        if not await self._code_started(task):
-                            return None
-                    else:
-                        await task
-                return await tasks[-1]
+                if batch.notified is not None:
+                    await batch.notified
+                    # The code's task runs as soon as the one before has
+                    # finished, so this stamp is no earlier than its first statement.
+                    self.outcome.code_started = time.monotonic()
+                last = None
+                last_error: JSEvalException | None = None
+                try:
+                    last = await batch.last
+                except JSEvalException as failure:
+                    last_error = failure
+            finished = True
         except TimeoutError:
             raise _LimitHit(
                 "CpuTimeLimitExceeded",
@@ -465,22 +472,28 @@ class _Run:
             ) from None
         finally:
             self.engine_time += time.monotonic() - started
-            _discard(tasks)
+            if not finished:
+                self.isolate.abandon(batch)
+        # Every task has ended; the first failure among them counts, as if
+        # they had been awaited in order.
+        for index, _, error in batch.quiet_results():
+            if error is None:
+                continue
+            if index == code_index:
+                self._code_failed(error)
+                return None
+            raise error
+        if last_error is not None:
+            raise last_error
+        return last
 
-    async def _code_started(self, task: asyncio.Task[Any]) -> bool:
-        """Await the code's script; on an error, record it as the code's and return False."""
-        try:
-            await task
-        except JSParseException as error:
-            self.outcome.error = _map_syntax_error(str(error), self.filename)
-            return False
-        except JSEvalException as error:
-            if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
-                raise
-            # Only code that closed the wrapper early can throw here.
-            self.outcome.error = _map_syntax_error(str(error), self.filename)
-            return False
-        return True
+    def _code_failed(self, error: JSEvalException) -> None:
+        """Record the error of the code's script as the code's, unless it is the engine's."""
+        if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
+            raise error
+        # A parse error, or, for code that closed the wrapper early, an error
+        # thrown outside its main function.
+        self.outcome.error = _map_syntax_error(str(error), self.filename)
 
     async def step(self, source: str) -> dict[str, Any]:
         """Evaluate `source` and then a poll as one batch of engine tasks; return the poll."""
@@ -495,9 +508,16 @@ class _Run:
         sources: list[str] = []
         if not self.isolate.prepared:
             sources += [_bootstrap_template(), _render_prepare(self.token)]
-        # A task of its own: passed in the code's script, the code could
-        # close the wrapper early and supply its own API and limits.
-        sources.append(_render_configure(api, self.limits, self.token))
+        configuration = configuration_of(api, self.limits)
+        if self.isolate.configuration is None:
+            # A task of its own: passed in the code's script, the code could
+            # close the wrapper early and supply its own API and limits.
+            sources.append(_render_configure(configuration, self.token))
+        elif self.isolate.configuration == configuration:
+            # Configured ahead; an empty task marks when the code's task starts.
+            sources.append("0")
+        else:
+            raise SandboxError("the isolate was configured ahead for another API or limits")
         sources += [wrap_code(code, self.filename), self.poll_source()]
         text = await self.run_engine(sources, code_index=len(sources) - 2)
         if text is None and self.outcome.error is not None:
@@ -688,27 +708,31 @@ async def run_in_isolate(
     return run.outcome
 
 
-async def create_isolate() -> _Isolate:
+async def create_isolate(configuration: Configuration | None = None) -> _Isolate:
     """Create an isolate, evaluate the prelude and prepare the bridge, for `run_in_isolate`.
 
-    It also polls once, which only reads the prelude's empty state, so that V8
-    compiles the poll's functions before the request arrives.
+    With a `configuration`, it also calls `configure` with it, and then only a
+    run with the same configuration can use it. It also polls once, which only
+    reads the prelude's state, so that V8 compiles the poll's functions before
+    the request arrives.
     """
     isolate = await _Isolate.create()
-    sources = [
-        _bootstrap_template(),
-        _render_prepare(isolate.token),
-        f'__isobind.poll("{isolate.token}")',
-    ]
-    tasks = isolate.submit(sources)
+    sources = [_bootstrap_template(), _render_prepare(isolate.token)]
+    if configuration is not None:
+        sources.append(_render_configure(configuration, isolate.token))
+    sources.append(f'__isobind.poll("{isolate.token}")')
+    batch = isolate.submit(sources)
     try:
-        for task in tasks:
-            await task
+        await batch.last
+        for _, _, error in batch.quiet_results():
+            if error is not None:
+                raise error
     except BaseException:
-        _discard(tasks)
+        isolate.abandon(batch)
         await isolate.close()
         raise
     isolate.prepared = True
+    isolate.configuration = configuration
     return isolate
 
 

@@ -37,11 +37,14 @@ from ._sandbox import (
     CallBackend,
     CallReply,
     CallRequest,
+    Configuration,
     Limits,
     SettleCall,
     _bootstrap_template,
+    _close_in_background,
     _init_engine,
     _Isolate,
+    configuration_of,
     create_isolate,
     run_in_isolate,
 )
@@ -128,6 +131,8 @@ class _Server:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.spares: collections.deque[_Isolate] = collections.deque()
         self.refill_task: asyncio.Task[None] | None = None
+        self.configuration: Configuration | None = None
+        """The configuration of the last run, which the next isolates are configured with."""
         self.starting = 0
         """Runs between their request and their first poll, which a refill waits for."""
         self._idle = asyncio.Event()
@@ -143,15 +148,21 @@ class _Server:
             while len(self.spares) < _PREPARED_ISOLATES:
                 # Preparing takes a few ms of CPU; a run that is starting goes first.
                 await self._idle.wait()
-                self.spares.append(await create_isolate())
+                self.spares.append(await create_isolate(self.configuration))
         except Exception:
             logger.exception("preparing an isolate failed")
         finally:
             self.refill_task = None
 
-    async def take_isolate(self) -> _Isolate:
-        if self.spares:
-            return self.spares.popleft()
+    async def take_isolate(self, configuration: Configuration) -> _Isolate:
+        """Take a prepared isolate that fits `configuration`, or create one."""
+        self.configuration = configuration
+        while self.spares:
+            isolate = self.spares.popleft()
+            if isolate.configuration in (None, configuration):
+                return isolate
+            # Configured for the API or limits of earlier runs, which changed.
+            _close_in_background(isolate)
         return await create_isolate()
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -189,12 +200,13 @@ class _Server:
                 self._idle.set()
 
         try:
-            isolate = await self.take_isolate()
+            limits = Limits.from_dict(message["limits"])
+            isolate = await self.take_isolate(configuration_of(message["api"], limits))
             outcome = await run_in_isolate(
                 message["code"],
                 api=message["api"],
                 handler=calls,
-                limits=Limits.from_dict(message["limits"]),
+                limits=limits,
                 filename=message["filename"],
                 isolate=isolate,
                 on_started=count_started,
