@@ -52,7 +52,7 @@ Any other name is an error the code itself threw (`TypeError`, `Error`, ...).
 The code can catch and rethrow `ToolError`, `ToolInputError`,
 `PermissionDeniedError`, `NetworkAccessError`, `LimitExceededError` and
 `SyntaxError`. The other names are the host's alone: an error the code throws
-under one of them is reported as `Error`, with a message that says so.
+under one of them is reported as `Error`, with a message naming the borrowed name.
 """
 
 __all__ = [

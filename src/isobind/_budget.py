@@ -86,7 +86,7 @@ class RateWindows:
         # both count the last call of a window.
         connection.execute("BEGIN IMMEDIATE")
         # Another config may share the store with a rule of the same name but another
-        # limit; each limit counts in its own window, so that neither expires the
+        # limit. Each limit counts in its own window, so that neither expires the
         # other's calls early.
         limits = [
             (key, f"{window}\x00{limit.calls}/{limit.seconds!r}", limit)

@@ -92,7 +92,7 @@ def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
         handler.addFilter(_RedactingFilter(tracebacks=verbose))
 
 
-# What the log filter scrubs with: the secrets known at start, each config's, and
+# Scrubbers of the log filter: the secrets known at start, each config's secrets, and
 # each toolbox's live redactor, which also learns OAuth tokens as they arrive.
 _log_scrubbers: list[Scrubber] = []
 
@@ -131,7 +131,7 @@ class _RedactingFilter(logging.Filter):
             else:
                 error = record.exc_info[1]
                 summary = str(error).split("\n")
-                # A pydantic error's first line names the model; the second says what failed.
+                # A pydantic error's first line names the model; the second names the failure.
                 detail = summary[1].strip() if len(summary) > 1 else summary[0]
                 message += f": {type(error).__name__}: {detail[:300]}"
         message = hide_pydantic_inputs(message)
