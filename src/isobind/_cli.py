@@ -192,6 +192,28 @@ def _sandbox_settings(
     return settings
 
 
+def _timeout_option(what: str) -> Any:
+    """Return the `--timeout` option, whose help names `what` it limits."""
+    return typer.Option(
+        help=(
+            f"Wall-clock limit for {what}, in seconds (at most one day); also the "
+            "engine-time limit when longer than 10 s, unless the config sets cpuTime."
+        ),
+        min=0.001,
+        max=86_400,
+    )
+
+
+def _memory_option(what: str) -> Any:
+    """Return the `--memory-mb` option, whose help names `what` it limits."""
+    return typer.Option(
+        "--memory-mb",
+        help=f"V8 heap limit for {what}, in MiB (1 to 65536); ArrayBuffers get as much again.",
+        min=1,
+        max=65_536,
+    )
+
+
 @app.command("exec")
 def exec_command(
     file: Annotated[
@@ -202,26 +224,8 @@ def exec_command(
         bool,
         typer.Option("--json", help="Print one JSON object: ok, result, logs, calls, error."),
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            help=(
-                "Wall-clock limit for the run, in seconds (at most one day); also the "
-                "engine-time limit when longer than its 10 s default."
-            ),
-            min=0.001,
-            max=86_400,
-        ),
-    ] = None,
-    memory_mb: Annotated[
-        int | None,
-        typer.Option(
-            "--memory-mb",
-            help="V8 heap limit for the run, in MiB (1 to 65536); ArrayBuffers get as much again.",
-            min=1,
-            max=65_536,
-        ),
-    ] = None,
+    timeout: Annotated[float | None, _timeout_option("the run")] = None,
+    memory_mb: Annotated[int | None, _memory_option("the run")] = None,
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
@@ -407,29 +411,8 @@ def run_command(
             ),
         ),
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            help=(
-                "Wall-clock limit for each code run, in seconds (at most one day); also "
-                "the engine-time limit when longer than its 10 s default."
-            ),
-            min=0.001,
-            max=86_400,
-        ),
-    ] = None,
-    memory_mb: Annotated[
-        int | None,
-        typer.Option(
-            "--memory-mb",
-            help=(
-                "V8 heap limit for each code run, in MiB (1 to 65536); ArrayBuffers get "
-                "as much again."
-            ),
-            min=1,
-            max=65_536,
-        ),
-    ] = None,
+    timeout: Annotated[float | None, _timeout_option("each code run")] = None,
+    memory_mb: Annotated[int | None, _memory_option("each code run")] = None,
     audit: Annotated[
         Path | None,
         typer.Option(help="Append each code run and the session (JSON Lines) to this file."),

@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-__all__ = ["describe_input_error", "json_type_name"]
+__all__ = ["describe_input_error", "json_type_name", "show_value"]
 
 _SHOWN_CHARS = 80
 
@@ -47,7 +47,7 @@ def describe_input_error(error: ValidationError) -> str:
         shown = ", ".join(repr(key) for key in extra)
         return f"{field}: unexpected field {shown}; expected only {_names(sorted(allowed))}"
 
-    return f"{field}: expected {_expectation(str(keyword), expected)}, got {_show(given)}"
+    return f"{field}: expected {_expectation(str(keyword), expected)}, got {show_value(given)}"
 
 
 def _field_path(parts: Iterable[Any]) -> str:
@@ -63,9 +63,9 @@ def _expectation(keyword: str, value: Any) -> str:
         types = value if isinstance(value, list) else [value]
         return " or ".join(_TYPE_NAMES.get(str(kind), str(kind)) for kind in types)
     if keyword == "enum":
-        return "one of " + ", ".join(_show(item) for item in value)
+        return "one of " + ", ".join(show_value(item) for item in value)
     if keyword == "const":
-        return f"exactly {_show(value)}"
+        return f"exactly {show_value(value)}"
     if keyword == "minimum":
         return f"a number >= {value}"
     if keyword == "maximum":
@@ -95,7 +95,7 @@ def _expectation(keyword: str, value: Any) -> str:
     return f"a value that satisfies {keyword!r}"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """Show a JSON value briefly, with its type when the text alone is ambiguous."""
     try:
         text = json.dumps(value, ensure_ascii=False)

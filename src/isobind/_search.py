@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._inputs import json_type_name
+from ._inputs import json_type_name, show_value
 from ._sandbox import CallReply
 from ._tools import ToolSpec
 from ._typescript import MAX_DESCRIPTION_CHARS, render_api
@@ -259,11 +259,11 @@ class ToolCatalog:
     def search_tools(self, query: str, *, detail: Detail = "summaries", limit: int = 10) -> str:
         if detail not in DETAILS:
             raise ValueError(
-                f"detail must be one of {', '.join(map(repr, DETAILS))}, not {_show_value(detail)}"
+                f"detail must be one of {', '.join(map(repr, DETAILS))}, not {show_value(detail)}"
             )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValueError(
-                f"limit must be an integer from 1 to {MAX_LIMIT}, not {_show_value(limit)}"
+                f"limit must be an integer from 1 to {MAX_LIMIT}, not {show_value(limit)}"
             )
         if not isinstance(query, str):
             raise ValueError(f"query must be a string, not {json_type_name(query)}")
@@ -293,8 +293,7 @@ class ToolCatalog:
         for name in names:
             if not isinstance(name, str):
                 raise ValueError(
-                    "names must be strings such as 'time.get_current_time', "
-                    f"not {_show_value(name)}"
+                    f"names must be strings such as 'time.get_current_time', not {show_value(name)}"
                 )
 
         keys: list[tuple[str, str]] = []
@@ -399,11 +398,3 @@ def _server_json(server: ServerSummary) -> dict[str, Any]:
         value["description"] = server.description
     value["toolCount"] = server.tool_count
     return value
-
-
-def _show_value(value: object) -> str:
-    """Show a value given by the code as JSON, the form the code wrote it in."""
-    try:
-        return json.dumps(value, ensure_ascii=False)[:80]
-    except (TypeError, ValueError):
-        return repr(value)[:80]

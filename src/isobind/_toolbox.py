@@ -657,6 +657,11 @@ def _well_formed_leaf(leaf: object) -> object:
     return well_formed(leaf) if isinstance(leaf, str) else leaf
 
 
+def _api_key(tool: ToolSpec) -> tuple[str, str]:
+    """Return the server and the identifier under which the API shows `tool`."""
+    return tool.server, to_identifier(tool.name)
+
+
 def _without_clashes(tools: list[ToolSpec]) -> list[ToolSpec]:
     """Return `tools` without those whose API name an earlier tool of the server has.
 
@@ -667,7 +672,7 @@ def _without_clashes(tools: list[ToolSpec]) -> list[ToolSpec]:
     first_by_key: dict[tuple[str, str], ToolSpec] = {}
     kept = []
     for tool in tools:
-        key = (tool.server, to_identifier(tool.name))
+        key = _api_key(tool)
         first = first_by_key.setdefault(key, tool)
         if first is tool:
             kept.append(tool)
@@ -693,11 +698,11 @@ def _with_denied_bindings(tools: list[ToolSpec], allowed: list[ToolSpec]) -> lis
     denying one of the two tools.
     """
     allowed_ids = {id(tool) for tool in allowed}
-    taken = {(tool.server, to_identifier(tool.name)) for tool in allowed}
+    taken = {_api_key(tool) for tool in allowed}
     bound = []
     for tool in tools:
         if id(tool) not in allowed_ids:
-            key = (tool.server, to_identifier(tool.name))
+            key = _api_key(tool)
             if key in taken:
                 continue
             taken.add(key)
