@@ -69,7 +69,7 @@ async def first_statement_ms(box: Toolbox, runs: int, gap: float = 0.0) -> float
     """Median milliseconds from the host's request to the code reaching the engine.
 
     With a `gap` (seconds) before each request, the worker has finished
-    preparing its next isolates, as between the turns of a model; without it,
+    preparing its next isolates, as between the turns of a model. Without it,
     each request competes with the preparation the previous run started.
     """
     pool = box._pool

@@ -721,7 +721,7 @@ def test_rate_store_shared_by_processes(tmp_path: Path) -> None:
 
 
 def test_rate_store_keeps_other_limits_apart(tmp_path: Path) -> None:
-    # Two configs name the same rule and the same store with different limits; the
+    # Two configs name the same rule and the same store with different limits. The
     # one with a 1 s window must not expire the calls of the one with an hour.
     (tmp_path / "hourly").mkdir()
     (tmp_path / "frequent").mkdir()

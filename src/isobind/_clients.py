@@ -14,8 +14,8 @@ connection's first request. It sends, on each connection's standalone stream:
 
 Only connections on the handshake protocol versions (2025-11-25 and earlier)
 get these. On 2026-07-28 connections `logging/setLevel` and
-`resources/subscribe` do not exist and log delivery is scoped to a request;
-there, resource updates go out as `ResourceUpdated` events on the MCP
+`resources/subscribe` do not exist, and log delivery is scoped to a request.
+There, resource updates go out as `ResourceUpdated` events on the MCP
 server's subscription bus, to clients that listen for those URIs.
 """
 

@@ -1,8 +1,8 @@
 """Engine tasks queued on a mini-racer context as one batch, with one wake-up of the event loop.
 
 mini-racer's isolate thread runs its tasks in the order they were queued and
-drains the microtask queue after each one, so each source of a batch sees
-everything the microtasks of the previous ones did.
+drains the microtask queue after each one, so each source of a batch runs
+after everything the microtasks of the previous ones did.
 
 `Context.eval_cancelable` makes every task call back into the event loop
 (`call_soon_threadsafe`, so a write to the loop's self-pipe and a thread

@@ -12,7 +12,8 @@ tool:
 - any other invalid field (description, title, annotations) is removed.
 
 The SDK's JSON parser also rejects a message nested about 200 levels deep
-(pydantic-core 2.50), and the request it answered then never completes.
+(pydantic-core 2.50), and the request that message responds to then never
+completes.
 `recover_deep_message` parses such a message again with every value past
 `MAX_MESSAGE_DEPTH` levels replaced by a marker, and `clean_tool_page` treats a
 tool field that contains the marker like an invalid one.

@@ -530,6 +530,7 @@ class Toolbox:
             result=None,
             logs=[],
             calls=list(dispatcher.records),
+            # NOTE: the console output stays in the sandbox, so this record has none.
             error=ExecutionError(
                 name="Cancelled",
                 message="the caller cancelled the run or disconnected before it finished",
@@ -670,12 +671,12 @@ def _without_clashes(tools: list[ToolSpec]) -> list[ToolSpec]:
     tools still load. A warning names both and how to choose.
     """
     first_by_key: dict[tuple[str, str], ToolSpec] = {}
-    kept = []
+    unique = []
     for tool in tools:
         key = _api_key(tool)
         first = first_by_key.setdefault(key, tool)
         if first is tool:
-            kept.append(tool)
+            unique.append(tool)
             continue
         logger.warning(
             "MCP server %r: tools %r and %r both map to `tools.%s.%s`; the second is left "
@@ -686,7 +687,7 @@ def _without_clashes(tools: list[ToolSpec]) -> list[ToolSpec]:
             to_identifier(tool.server),
             key[1],
         )
-    return kept
+    return unique
 
 
 def _with_denied_bindings(tools: list[ToolSpec], allowed: list[ToolSpec]) -> list[ToolSpec]:
@@ -696,16 +697,18 @@ def _with_denied_bindings(tools: list[ToolSpec], allowed: list[ToolSpec]) -> lis
     "not a function". One whose name maps to the identifier of an allowed tool, or
     of a denied tool before it, is left out, so that a name clash can be fixed by
     denying one of the two tools.
+
+    NOTE: the bindings let code list denied tool names with `Object.keys`.
     """
     allowed_ids = {id(tool) for tool in allowed}
-    taken = {_api_key(tool) for tool in allowed}
+    claimed = {_api_key(tool) for tool in allowed}
     bound = []
     for tool in tools:
         if id(tool) not in allowed_ids:
             key = _api_key(tool)
-            if key in taken:
+            if key in claimed:
                 continue
-            taken.add(key)
+            claimed.add(key)
         bound.append(tool)
     return bound
 

@@ -34,7 +34,7 @@ class ToolSpec:
     title: str | None = None
     annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
     schema_problem: str | None = None
-    """Why the input or output schema the source listed was invalid and replaced.
+    """The reason the input or output schema the source listed was invalid and replaced.
 
     The API then types the replaced side loosely (any object, or `unknown`).
     """

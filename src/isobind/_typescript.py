@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 # more than 16 nodes or renders to more than 1,300 characters.
 MAX_DEPTH = 40
 MAX_NODES = 20_000
+# NOTE: the compact form counts its own, shorter text, so a tool past MAX_CHARS in
+# the full form, and typed `unknown` there, can still be typed in the compact form.
 MAX_CHARS = 400_000
 
 # Descriptions and titles longer than this are cut, with a note saying how much

@@ -348,13 +348,13 @@ class McpConnection:
         if isinstance(error, ValidationError) and error.errors():
             line = error.errors()[0].get("input")
             text = line if isinstance(line, str) else json.dumps(line, default=str)
-        shown = self._redactor.scrub_text(text[:100_000])[:200]
-        self._first_bad_line = shown
+        excerpt = self._redactor.scrub_text(text[:100_000])[:200]
+        self._first_bad_line = excerpt
         logger.warning(
             "MCP server %s sent a message that is not JSON-RPC, which is ignored: %r. "
             "A stdio server must write only JSON-RPC messages to stdout, and its logs to stderr",
             self.name,
-            shown,
+            excerpt,
         )
 
     def _notify_tools_changed(self) -> None:
@@ -427,7 +427,7 @@ class McpConnection:
     def _filter_message(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
         """Recover a message nested too deeply for the SDK, and repair `tools/list` results."""
         # NOTE: over streamable HTTP the SDK replaces an unparsable response with a
-        # JSON-RPC parse error before this filter sees it, so there a tools/list
+        # JSON-RPC parse error before this filter receives it, so there a tools/list
         # nested too deeply fails as a whole instead of being recovered.
         if isinstance(item, Exception):
             recovered = recover_deep_message(item)
