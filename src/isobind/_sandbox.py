@@ -62,6 +62,7 @@ __all__ = [
     "SandboxOutcome",
     "configuration_of",
     "create_isolate",
+    "preparation_sources",
     "run_in_isolate",
     "wait_closed",
 ]
@@ -708,6 +709,21 @@ async def run_in_isolate(
     return run.outcome
 
 
+def preparation_sources(token: str, configuration: Configuration | None) -> list[str]:
+    """Return the engine tasks that prepare a fresh isolate for a run, in order.
+
+    They evaluate the prelude, give the isolate its bridge `token`, configure
+    it when a `configuration` is given, and poll once. The poll only reads the
+    prelude's state; it makes V8 compile the poll's functions before the
+    request arrives.
+    """
+    sources = [_bootstrap_template(), _render_prepare(token)]
+    if configuration is not None:
+        sources.append(_render_configure(configuration, token))
+    sources.append(f'__isobind.poll("{token}")')
+    return sources
+
+
 async def create_isolate(configuration: Configuration | None = None) -> _Isolate:
     """Create an isolate, evaluate the prelude and prepare the bridge, for `run_in_isolate`.
 
@@ -717,11 +733,7 @@ async def create_isolate(configuration: Configuration | None = None) -> _Isolate
     the request arrives.
     """
     isolate = await _Isolate.create()
-    sources = [_bootstrap_template(), _render_prepare(isolate.token)]
-    if configuration is not None:
-        sources.append(_render_configure(configuration, isolate.token))
-    sources.append(f'__isobind.poll("{isolate.token}")')
-    batch = isolate.submit(sources)
+    batch = isolate.submit(preparation_sources(isolate.token, configuration))
     try:
         await batch.last
         for _, _, error in batch.quiet_results():
