@@ -175,6 +175,7 @@ def test_sandbox_settings() -> None:
         "workerMemoryMb": 512,
         "maxOpenFiles": 64,
         "networkNamespace": False,
+        "pinCpus": False,
         "stackKb": 256,
     }
     data = {"mcpServers": {}, "isobind": {"sandbox": sandbox}}
@@ -189,6 +190,7 @@ def test_sandbox_settings() -> None:
         worker_memory_mb=512,
         max_open_files=64,
         network_namespace=False,
+        pin_cpus=False,
         stack_kb=256,
     )
 

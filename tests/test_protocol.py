@@ -7,14 +7,15 @@ hold even if an isolate escape took it over.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 
 import pytest
 
 from isobind import Limits
-from isobind._pool import _check_call_limits, _check_outcome_limits, _PendingRun
+from isobind._errors import SandboxError
 from isobind._protocol import ProtocolError, encode_frame, read_frame
-from isobind._sandbox import CallReply, CallRequest, SandboxOutcome
+from isobind._sandbox import CallReply, CallRequest, LocalCalls, _Isolate, _Run
 
 pytestmark = pytest.mark.anyio
 
@@ -62,42 +63,87 @@ async def test_size_limit_checked_before_reading() -> None:
         await read_frame(reader, max_bytes=1_000_000)
 
 
-def outcome_with(result_text: str | None, messages: list[str]) -> SandboxOutcome:
-    logs = [{"level": "log", "message": message} for message in messages]
-    return SandboxOutcome.from_dict({"result_text": result_text, "logs": logs})
+def poll_text(**fields: object) -> str:
+    poll: dict[str, object] = {
+        "calls": [],
+        "logs": [],
+        "done": False,
+        "result": None,
+        "error": None,
+        "bufferLimitHit": False,
+        "logsDropped": 0,
+        "pendingCalls": 0,
+        "nextTimer": None,
+    }
+    poll.update(fields)
+    return json.dumps(poll)
 
 
-def test_host_rejects_oversized_result_from_worker() -> None:
-    limits = Limits(max_result_bytes=10)
-    checked = _check_outcome_limits(outcome_with('"' + "x" * 20 + '"', []), limits)
-    assert checked.error is not None
-    assert checked.error["name"] == "ResultTooLargeError"
-    assert checked.result_text is None
+async def no_calls(request: CallRequest) -> CallReply:
+    raise AssertionError(f"the call {request} should not reach the handler")
 
 
-def test_host_trims_log_flood_from_worker() -> None:
-    limits = Limits(max_log_bytes=100)
-    checked = _check_outcome_limits(outcome_with("1", ["y" * 60] * 10), limits)
-    assert checked.error is None
+async def forged_poll_run(limits: Limits) -> _Run:
+    # A worker that escaped its isolate can send any poll text; the host reads
+    # it with `_Run.read_poll`, so the test hands it forged text directly.
+    isolate = await _Isolate.create()
+    await isolate.close()
+    return _Run(isolate, LocalCalls(no_calls), limits, "code.ts")
+
+
+async def test_host_caps_calls_from_worker() -> None:
+    run = await forged_poll_run(Limits(max_calls=2))
+    calls = [[i, "s", "t", "{}"] for i in range(1, 6)]
+    run.read_poll(poll_text(calls=calls))
+    assert [request.id for request in run.waiting] == [1, 2]
+    refused = {call_id: payload for call_id, ok, payload in run.replies if not ok}
+    assert sorted(refused) == [3, 4, 5]
+    assert all("CallLimitExceeded" in payload["message"] for payload in refused.values())
+
+
+async def test_host_trims_log_flood_from_worker() -> None:
+    run = await forged_poll_run(Limits(max_log_bytes=100))
+    logs = [{"level": "log", "message": "y" * 60}] * 10
+    run.read_poll(poll_text(logs=logs))
     # Each entry costs its 60 characters plus 32 of overhead; the host allows
     # the limit plus 64 characters of slack, so one entry fits.
-    assert len(checked.logs) == 1
-    assert checked.logs_dropped == 9
+    assert len(run.outcome.logs) == 1
+    assert run.outcome.logs_dropped == 9
 
 
-def test_host_caps_calls_from_worker() -> None:
-    loop = asyncio.new_event_loop()
-    try:
+async def test_host_rejects_oversized_result_from_worker() -> None:
+    run = await forged_poll_run(Limits(max_result_bytes=10))
+    message = run.read_poll(poll_text(done=True, result='"' + "x" * 20 + '"'))
+    run._finish(message)
+    assert run.outcome.error is not None
+    assert run.outcome.error["name"] == "ResultTooLargeError"
+    assert run.outcome.result_text is None
 
-        async def handler(request: CallRequest) -> CallReply:
-            return CallReply.success("1")
 
-        pending = _PendingRun(handler, Limits(max_calls=2), loop.create_future())
-        assert _check_call_limits(pending) is None
-        pending.calls_started = 2
-        refusal = _check_call_limits(pending)
-        assert refusal is not None
-        assert refusal[0] == "LimitExceededError"
-        assert "CallLimitExceeded" in refusal[1]
-    finally:
-        loop.close()
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "[]",
+        poll_text(calls=[[1, "s", "t"]]),
+        poll_text(calls=[["1", "s", "t", "{}"]]),
+        poll_text(logs=[{"level": "log"}]),
+        poll_text(result={"not": "text"}),
+        poll_text(error="boom"),
+        poll_text(nextTimer="soon"),
+        "[" * 100_000,
+    ],
+    ids=[
+        "not-object",
+        "short-call",
+        "text-id",
+        "log-without-message",
+        "object-result",
+        "text-error",
+        "text-timer",
+        "deep",
+    ],
+)
+async def test_host_rejects_malformed_poll(forged: str) -> None:
+    run = await forged_poll_run(Limits())
+    with pytest.raises(SandboxError, match="malformed poll"):
+        run.read_poll(forged)

@@ -253,6 +253,7 @@ class _SandboxEntry(BaseModel):
     )
     max_open_files: Annotated[int, Field(ge=16)] | None = Field(default=None, alias="maxOpenFiles")
     network_namespace: bool | None = Field(default=None, alias="networkNamespace")
+    pin_cpus: bool | None = Field(default=None, alias="pinCpus")
     stack_kb: Annotated[int, Field(ge=64, le=2048)] | None = Field(default=None, alias="stackKb")
 
 

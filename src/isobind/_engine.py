@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ class EngineBatch:
         self._callback_ids: list[int] = []
         self._quiet: list[int] = []
         self.notified: asyncio.Future[Any] | None = None
+        self.notified_at: float | None = None
+        """`time.monotonic()` when the `notify_index` task's end reached the event loop."""
 
         last_index = len(sources) - 1
         for index, source in enumerate(sources):
@@ -69,12 +72,16 @@ class EngineBatch:
                     self.last = future
                 else:
                     self.notified = future
+                    future.add_done_callback(self._stamp)
             else:
                 callback_id = _UNCANCELABLE_TASK_CALLBACK_ID
                 self._quiet.append(index)
             handle = context._python_to_value_handle(source)
             self._handles.append(handle)
             self._task_ids.append(context._dll.mr_eval(context._ctx, handle.raw, callback_id))
+
+    def _stamp(self, _: asyncio.Future[Any]) -> None:
+        self.notified_at = time.monotonic()
 
     def _settler(self, future: asyncio.Future[Any], callback_id: int) -> Any:
         context = self._context

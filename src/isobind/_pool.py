@@ -19,25 +19,43 @@ only wall. It is meant for development and debugging.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
+from py_mini_racer import (
+    JSEvalException,
+    JSKeyError,
+    JSOOMException,
+    JSParseException,
+    JSValueError,
+)
+from py_mini_racer._exc import JSTerminatedException
 
 from ._errors import ClosedError, SandboxError
 from ._lockdown import LockdownReport
 from ._protocol import ProtocolError, encode_frame, read_frame
-from ._sandbox import CallHandler, CallReply, CallRequest, Limits, SandboxOutcome
+from ._sandbox import (
+    CallHandler,
+    Configuration,
+    EngineLost,
+    Limits,
+    SandboxOutcome,
+    _close_in_background,
+    configuration_of,
+    run_in_isolate,
+)
 from ._worker import PROBE_ENVIRONMENT_KEY, WORKER_LAUNCHER
 
 __all__ = ["SandboxSettings", "WorkerPool"]
@@ -71,6 +89,11 @@ class SandboxSettings:
     """RLIMIT_NOFILE of a worker."""
     network_namespace: bool = True
     """Move each worker into a new network namespace (needs unprivileged user namespaces)."""
+    pin_cpus: bool = True
+    """Pin each worker to one CPU, spreading the workers over the CPUs this process may use.
+
+    A worker's threads then hand work to each other on one CPU, which on a
+    virtual machine costs a fraction of waking another CPU."""
     stack_kb: int = 984
     """V8's stack limit per isolate in KiB (V8's own default is 984).
 
@@ -97,58 +120,314 @@ class SandboxSettings:
             raise ValueError(f"max_open_files must be at least 16, not {self.max_open_files}")
 
 
-@dataclass(slots=True)
-class _PendingRun:
-    handler: CallHandler
-    limits: Limits
-    outcome: asyncio.Future[SandboxOutcome]
-    calls: set[asyncio.Task[None]] = field(default_factory=set)
-    calls_started: int = 0
+# Isolates each worker keeps prepared (prelude evaluated), at about 0.9 MiB each.
+# Two cover a burst of two runs; a run that finds none has one prepared for it.
+_PREPARED_ISOLATES = 2
+
+_ENGINE_ERRORS: dict[str, type[JSEvalException]] = {
+    error.__name__: error
+    for error in (
+        JSEvalException,
+        JSParseException,
+        JSOOMException,
+        JSTerminatedException,
+        JSValueError,
+        JSKeyError,
+    )
+}
+
+
+def _engine_error(name: Any, message: Any) -> JSEvalException:
+    """Rebuild the mini-racer exception a worker reported by class name."""
+    return _ENGINE_ERRORS.get(str(name), JSEvalException)(str(message))
+
+
+class _RemoteBatch:
+    """A batch of engine tasks queued on an isolate in a worker; see `_engine.EngineBatch`."""
+
+    def __init__(self, count: int, notify_index: int | None):
+        loop = asyncio.get_running_loop()
+        self.count = count
+        self.notify_index = notify_index
+        self.last: asyncio.Future[Any] = loop.create_future()
+        self.notified: asyncio.Future[Any] | None = None
+        if notify_index is not None:
+            self.notified = loop.create_future()
+        self.notified_at: float | None = None
+        self._quiet: list[tuple[int, Any, JSEvalException | None]] = []
+
+    def notify(self, at: float, result: list[Any]) -> None:
+        self.notified_at = at
+        if self.notified is not None and not self.notified.done():
+            _settle(self.notified, result)
+
+    def finish(self, results: list[list[Any]]) -> None:
+        indexes = [index for index in range(self.count) if index != self.notify_index]
+        if len(results) != len(indexes):
+            raise ValueError(f"{len(results)} results for a batch of {len(indexes)} tasks")
+        for index, result in zip(indexes[:-1], results[:-1], strict=True):
+            ok, *payload = result
+            if ok:
+                self._quiet.append((index, payload[0], None))
+            else:
+                self._quiet.append((index, None, _engine_error(*payload)))
+        if not self.last.done():
+            _settle(self.last, results[-1])
+
+    def fail(self, error: BaseException) -> None:
+        for future in (self.notified, self.last):
+            if future is not None and not future.done():
+                future.set_exception(error)
+                # Read here too, so that asyncio does not log an error nobody awaits.
+                future.exception()
+
+    def abandon(self) -> None:
+        for future in (self.notified, self.last):
+            if future is not None and not future.done():
+                future.cancel()
+
+    def quiet_results(self) -> list[tuple[int, Any, JSEvalException | None]]:
+        results, self._quiet = self._quiet, []
+        return results
+
+
+def _settle(future: asyncio.Future[Any], result: list[Any]) -> None:
+    ok, *payload = result
+    if ok:
+        future.set_result(payload[0])
+    else:
+        future.set_exception(_engine_error(*payload))
+
+
+class RemoteIsolate:
+    """An isolate in a worker process, driven over the channel as `run_in_isolate` drives any.
+
+    The worker prepares it when the host asks (`prepare`), before or after the
+    run that takes it arrives: the worker queues the run's first batch until
+    the isolate is ready.
+    """
+
+    def __init__(self, worker: _Worker, number: int, configuration: Configuration | None):
+        self.worker = worker
+        self.number = number
+        self.token = secrets.token_hex(16)
+        self.configuration = configuration
+        self.prepared = True
+        self.broken = False
+        self.taken = False
+        self.on_lost: Callable[[EngineLost], None] | None = None
+        self._batches: dict[int, _RemoteBatch] = {}
+        self._batch_ids = itertools.count(1)
+        self._memory_limit: int | None = None
+        self._memory_hit = False
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closing = False
+        worker.isolates[number] = self
+        worker.send(
+            {
+                "op": "prepare",
+                "iso": number,
+                "token": self.token,
+                "configuration": list(configuration) if configuration is not None else None,
+            }
+        )
+
+    def submit(self, sources: Sequence[str], notify_index: int | None = None) -> _RemoteBatch:
+        if self.broken:
+            raise SandboxError("an engine batch of this isolate was abandoned; close it")
+        if not self.worker.alive:
+            raise EngineLost(_crash_error(self.worker.failure or "it stopped"))
+        batch_id = next(self._batch_ids)
+        batch = _RemoteBatch(len(sources), notify_index)
+        self._batches[batch_id] = batch
+        message: dict[str, Any] = {
+            "op": "batch",
+            "iso": self.number,
+            "batch": batch_id,
+            "sources": list(sources),
+            "notify": notify_index,
+        }
+        if self._memory_limit is not None:
+            message["memory"] = self._memory_limit
+            self._memory_limit = None
+        self.worker.send(message, urgent=False)
+        if not self.taken:
+            # The worker prepares the next isolates once the run has started.
+            self.taken = True
+            self.worker.refill()
+        self.worker.flush()
+        return batch
+
+    def abandon(self, batch: Any) -> None:
+        self.broken = True
+        batch.abandon()
+
+    def set_memory_limit(self, limit_bytes: int) -> None:
+        self._memory_limit = limit_bytes
+
+    def memory_limit_reached(self) -> bool:
+        return self._memory_hit
+
+    def finished(self, message: dict[str, Any]) -> None:
+        batch = self._batches.pop(int(message["batch"]), None)
+        self._memory_hit = self._memory_hit or bool(message["memoryHit"])
+        if batch is None:
+            return
+        if batch.notify_index is not None:
+            batch.notify(float(message["at"]), message["notified"])
+        batch.finish(message["results"])
+
+    def lost(self, error: EngineLost) -> None:
+        for batch in self._batches.values():
+            batch.fail(error)
+        self._batches.clear()
+        if self.on_lost is not None:
+            self.on_lost(error)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def confirm_closed(self) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def close(self) -> None:
+        """Close the isolate in its worker; kill the worker if the close is not confirmed.
+
+        A busy isolate (a batch still running, as after a time limit) gets
+        `kill_grace` seconds to stop.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        worker = self.worker
+        busy = bool(self._batches)
+        for batch in self._batches.values():
+            batch.abandon()
+        self._batches.clear()
+        if not worker.alive or not busy:
+            # An idle isolate closes at once; its close can wait to share a
+            # write with the worker's next message.
+            worker.send({"op": "close", "iso": self.number}, urgent=False)
+            worker.isolates.pop(self.number, None)
+            self._stopped.set_result(None)
+            return
+        worker.send({"op": "close", "iso": self.number, "confirm": True})
+        try:
+            async with asyncio.timeout(worker.kill_grace):
+                await asyncio.shield(self._closed)
+        except TimeoutError:
+            if worker.alive and worker.on_stuck is not None:
+                worker.on_stuck(
+                    worker,
+                    f"it was killed because an isolate did not stop within "
+                    f"{worker.kill_grace:g} s of the end of its run",
+                )
+        finally:
+            worker.isolates.pop(self.number, None)
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+
+    async def stopped(self) -> None:
+        """Wait until `close()` has finished: the worker confirmed, or was killed."""
+        await asyncio.shield(self._stopped)
+
+
+# Seconds a message that is not urgent may wait for another to share its write.
+_LAZY_FLUSH_DELAY = 0.05
 
 
 class _Worker:
-    """One worker process and the runs it has in hand."""
+    """One worker process and the isolates it holds."""
 
-    def __init__(self, number: int, process: asyncio.subprocess.Process):
+    def __init__(self, number: int, process: asyncio.subprocess.Process, cpu: int | None):
         self.number = number
         self.process = process
-        self.runs: dict[int, _PendingRun] = {}
+        self.cpu = cpu
+        self.isolates: dict[int, RemoteIsolate] = {}
+        self.spares: collections.deque[RemoteIsolate] = collections.deque()
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.alive = True
+        self.failure: str | None = None
         self.reader_task: asyncio.Task[None] | None = None
         self.stderr_task: asyncio.Task[None] | None = None
         self.out_of_memory = False
         """Whether V8 reported a fatal out-of-memory error on the worker's stderr."""
+        self.active = 0
+        """Runs on this worker now."""
         self.last_run = 0
         """The number of the run last sent to this worker, for picking the least recent."""
-        self._replies: dict[int, list[list[Any]]] = {}
-        self._flush_scheduled = False
+        self.kill_grace = 2.0
+        self.on_stuck: Callable[[_Worker, str], None] | None = None
+        self.configuration: Configuration | None = None
+        """The configuration of the last run, which the spares are prepared with."""
+        self._isolate_numbers = itertools.count(1)
+        self._outbox: list[bytes] = []
+        self._flush_soon = False
+        self._flush_later: asyncio.TimerHandle | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], *, urgent: bool = True) -> None:
+        """Queue `message` for the worker; queued messages go out in one write.
+
+        Each write wakes the worker, which on a virtual machine costs the
+        writer up to a few hundred microseconds, so the messages of one
+        event-loop iteration share a write. A message that is not `urgent`
+        waits up to `_LAZY_FLUSH_DELAY` for an urgent one.
+        """
+        if not self.alive:
+            return
+        self._outbox.append(encode_frame(message))
+        loop = asyncio.get_running_loop()
+        if urgent and not self._flush_soon:
+            self._flush_soon = True
+            if self._flush_later is not None:
+                self._flush_later.cancel()
+                self._flush_later = None
+            loop.call_soon(self.flush)
+        elif not urgent and not self._flush_soon and self._flush_later is None:
+            self._flush_later = loop.call_later(_LAZY_FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Write every queued message now."""
+        self._flush_soon = False
+        if self._flush_later is not None:
+            self._flush_later.cancel()
+            self._flush_later = None
+        frames, self._outbox = self._outbox, []
         stdin = self.process.stdin
-        if self.alive and stdin is not None and not stdin.is_closing():
-            stdin.write(encode_frame(message))
+        if self.alive and frames and stdin is not None and not stdin.is_closing():
+            stdin.write(b"".join(frames))
 
-    def queue_reply(self, run_id: int, call_id: int, reply: CallReply) -> None:
-        if reply.ok:
-            entry: list[Any] = [call_id, True, reply.value_text]
-        else:
-            entry = [call_id, False, {"name": reply.error_name, "message": reply.error_message}]
-        self._replies.setdefault(run_id, []).append(entry)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_replies)
+    def take_isolate(self, configuration: Configuration) -> RemoteIsolate:
+        """Take a prepared isolate that fits `configuration`, or have one prepared."""
+        self.configuration = configuration
+        while self.spares:
+            isolate = self.spares.popleft()
+            if isolate.configuration in (None, configuration):
+                return isolate
+            # Prepared for the API or limits of earlier runs, which changed.
+            _close_in_background(isolate)
+        return RemoteIsolate(self, next(self._isolate_numbers), configuration)
 
-    def _flush_replies(self) -> None:
-        self._flush_scheduled = False
-        replies, self._replies = self._replies, {}
-        for run_id, batch in replies.items():
-            if run_id in self.runs:
-                self.send({"op": "replies", "run": run_id, "replies": batch})
+    def refill(self) -> None:
+        """Have isolates prepared until `_PREPARED_ISOLATES` wait for runs."""
+        while self.alive and len(self.spares) < _PREPARED_ISOLATES:
+            number = next(self._isolate_numbers)
+            self.spares.append(RemoteIsolate(self, number, self.configuration))
+
+    def fail(self, reason: str) -> None:
+        """Mark the worker dead and fail everything its isolates were doing."""
+        self.alive = False
+        self.failure = reason
+        error = EngineLost(_crash_error(reason))
+        for isolate in list(self.isolates.values()):
+            isolate.lost(error)
+        self.isolates.clear()
+        self.spares.clear()
 
     def kill(self) -> None:
         self.alive = False
@@ -168,6 +447,7 @@ class WorkerPool:
         # Test-only: see `_worker.PROBE_ENVIRONMENT_KEY`.
         self._probe_module = _probe_module
         self._workers: list[_Worker] = []
+        self._starting_cpus: list[int] = []
         self._starting: dict[int, asyncio.Task[_Worker]] = {}
         self._numbers = itertools.count(1)
         self._run_ids = itertools.count(1)
@@ -205,52 +485,27 @@ class WorkerPool:
         limits: Limits,
         filename: str = "code.ts",
     ) -> SandboxOutcome:
-        """Run `code` in a fresh isolate on the least busy worker."""
+        """Run `code` in a fresh isolate on the least busy worker.
+
+        The run is driven from here, as in-process runs are; the worker only
+        runs its engine tasks.
+        """
         worker = await self._pick()
-        run_id = next(self._run_ids)
-        worker.last_run = run_id
-        future: asyncio.Future[SandboxOutcome] = asyncio.get_running_loop().create_future()
-        pending = _PendingRun(handler, limits, future)
-        worker.runs[run_id] = pending
-        worker.send(
-            {
-                "op": "run",
-                "run": run_id,
-                "code": code,
-                "api": {server: list(tools) for server, tools in api.items()},
-                "limits": limits.to_dict(),
-                "filename": filename,
-            }
-        )
+        worker.last_run = next(self._run_ids)
+        isolate = worker.take_isolate(configuration_of(api, limits))
+        worker.active += 1
         try:
-            async with asyncio.timeout(limits.timeout + self.settings.kill_grace):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            logger.error(
-                "worker %d (pid %d) did not finish run %d within %.1f s of its limit; killing it",
-                worker.number,
-                worker.pid,
-                run_id,
-                self.settings.kill_grace,
+            outcome = await run_in_isolate(
+                code, api=api, handler=handler, limits=limits, filename=filename, isolate=isolate
             )
-            self._fail_worker(worker, "it was killed because a run on it overran its time limit")
-            return _time_limit_outcome(limits)
-        except asyncio.CancelledError:
-            worker.send({"op": "cancel", "run": run_id})
-            raise
+            if isolate.broken:
+                # The run was stopped with its code still running. The result
+                # waits until the isolate has stopped, or its worker has been
+                # killed, so that no later run lands on a stuck worker.
+                await isolate.stopped()
+            return outcome
         finally:
-            worker.runs.pop(run_id, None)
-            calls = list(pending.calls)
-            for task in calls:
-                task.cancel()
-            if calls:
-                # Let the cancelled calls record themselves before the result is
-                # built; each ends at its next await, so 5 s is a generous bound.
-                # An anyio cancel scope (the MCP server's request scope) cancels
-                # every await inside it again, so asyncio.shield alone would not
-                # wait here.
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait(calls, timeout=5)
+            worker.active -= 1
 
     async def _pick(self) -> _Worker:
         if self._closed:
@@ -267,7 +522,7 @@ class WorkerPool:
             raise SandboxError("no sandbox worker is running; see the log for why they failed")
         # Among equally busy workers, the one that has waited longest has had
         # the most time to prepare its next isolates.
-        return min(live, key=lambda worker: (len(worker.runs), worker.last_run))
+        return min(live, key=lambda worker: (worker.active, worker.last_run))
 
     async def _spawn(self, number: int) -> _Worker:
         try:
@@ -278,8 +533,17 @@ class WorkerPool:
             self._starting.pop(number, None)
 
     async def _start_process(self, number: int) -> _Worker:
+        cpu = self._choose_cpu()
+        try:
+            return await self._start_pinned(number, cpu)
+        finally:
+            if cpu is not None:
+                self._starting_cpus.remove(cpu)
+
+    async def _start_pinned(self, number: int, cpu: int | None) -> _Worker:
         settings = self.settings
         worker_settings = {
+            "cpu": cpu,
             "netns": settings.network_namespace,
             "data_budget_mb": settings.worker_memory_mb,
             "max_open_files": settings.max_open_files,
@@ -304,7 +568,9 @@ class WorkerPool:
             start_new_session=True,
             limit=2**16,
         )
-        worker = _Worker(number, process)
+        worker = _Worker(number, process, cpu)
+        worker.kill_grace = settings.kill_grace
+        worker.on_stuck = self._fail_worker
         worker.stderr_task = asyncio.get_running_loop().create_task(_relay_stderr(worker))
         worker.reader_task = asyncio.get_running_loop().create_task(self._read(worker))
         try:
@@ -321,11 +587,25 @@ class WorkerPool:
             worker.kill()
             asyncio.get_running_loop().create_task(_reap(worker))
             raise
+        worker.refill()
         self._record_lockdown(LockdownReport.from_dict(ready.get("lockdown", {})))
         if "probe" in ready:
             self.last_probe = ready["probe"]
         logger.info("sandbox worker %d started, pid %d", number, process.pid)
         return worker
+
+    def _choose_cpu(self) -> int | None:
+        """Return the CPU for a new worker: of those this process may use, the least taken."""
+        if not self.settings.pin_cpus:
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return None
+        taken = collections.Counter(worker.cpu for worker in self._workers if worker.alive)
+        taken.update(self._starting_cpus)
+        cpu = min(cpus, key=lambda candidate: (taken[candidate], candidate))
+        self._starting_cpus.append(cpu)
+        return cpu
 
     def _record_lockdown(self, report: LockdownReport) -> None:
         self._lockdown = report
@@ -365,43 +645,16 @@ class WorkerPool:
             if not worker.ready.done():
                 worker.ready.set_result(message)
             return
-        run_id = message["run"]
-        pending = worker.runs.get(run_id)
-        if pending is None:
+        isolate = worker.isolates.get(int(message["iso"]))
+        if isolate is None:
+            # Closed by the host, which no longer waits for its results.
             return
-        if op == "calls":
-            for call_id, server, tool, input_text in message["calls"]:
-                request = CallRequest(int(call_id), str(server), str(tool), str(input_text))
-                refusal = _check_call_limits(pending)
-                if refusal is not None:
-                    # Only a compromised worker gets here: the prelude and the
-                    # worker's step loop keep a sound run within these limits.
-                    logger.warning("worker %d run %d: %s", worker.number, run_id, refusal)
-                    worker.queue_reply(run_id, request.id, CallReply.failure(*refusal))
-                    continue
-                pending.calls_started += 1
-                task = asyncio.get_running_loop().create_task(
-                    self._call(worker, run_id, pending, request)
-                )
-                pending.calls.add(task)
-                task.add_done_callback(pending.calls.discard)
-        elif op == "done":
-            if not pending.outcome.done():
-                outcome = SandboxOutcome.from_dict(message["outcome"])
-                pending.outcome.set_result(_check_outcome_limits(outcome, pending.limits))
+        if op == "result":
+            isolate.finished(message)
+        elif op == "closed":
+            isolate.confirm_closed()
         else:
             raise ValueError(f"unknown message {op!r}")
-
-    async def _call(
-        self, worker: _Worker, run_id: int, pending: _PendingRun, request: CallRequest
-    ) -> None:
-        try:
-            reply = await pending.handler(request)
-        except Exception:
-            # The reply carries no exception text: it could hold host details.
-            logger.exception("run %d: handling call %d failed", run_id, request.id)
-            reply = CallReply.failure("ToolError", "The host failed to handle this call.")
-        worker.queue_reply(run_id, request.id, reply)
 
     def _fail_worker(self, worker: _Worker, reason: str) -> None:
         worker.kill()
@@ -410,9 +663,7 @@ class WorkerPool:
         was_ready = worker.ready.done()
         if not was_ready:
             worker.ready.set_exception(SandboxError(reason))
-        for pending in worker.runs.values():
-            if not pending.outcome.done():
-                pending.outcome.set_result(_crash_outcome(worker, reason))
+        worker.fail(reason)
         # A worker that failed to start is not replaced here: `_start_process`
         # raises for it, and replacing it would loop if every start fails.
         if was_ready and not self._closed:
@@ -512,72 +763,12 @@ def _log_replace_failure(task: asyncio.Task[None]) -> None:
         logger.error("starting a replacement sandbox worker failed: %s", task.exception())
 
 
-def _check_call_limits(pending: _PendingRun) -> tuple[str, str] | None:
-    """Return the error name and message that reject one more call, or `None`."""
-    limits = pending.limits
-    if pending.calls_started >= limits.max_calls:
-        return "LimitExceededError", f"CallLimitExceeded: more than {limits.max_calls} tool calls"
-    if len(pending.calls) >= limits.max_concurrent_calls:
-        return (
-            "LimitExceededError",
-            f"more than {limits.max_concurrent_calls} tool calls in flight at once",
-        )
-    return None
-
-
-# Room for the "... [truncated]" marker the prelude appends to the last kept
-# message, and for the level names.
-_LOG_SLACK = 64
-
-
-def _check_outcome_limits(outcome: SandboxOutcome, limits: Limits) -> SandboxOutcome:
-    """Enforce the result and console limits on the host as well as in the worker."""
-    result = outcome.result_text
-    if result is not None and len(result) > limits.max_result_bytes:
-        return SandboxOutcome(
-            error={
-                "name": "ResultTooLargeError",
-                "message": (
-                    f"The returned value is {len(result)} characters of JSON, over the "
-                    f"limit of {limits.max_result_bytes}. Return a summary instead."
-                ),
-            },
-            duration=outcome.duration,
-        )
-    kept: list[dict[str, str]] = []
-    size = 0
-    for entry in outcome.logs:
-        # The prelude counts each entry as its message plus 32 characters.
-        size += len(entry["message"]) + 32
-        if size > limits.max_log_bytes + _LOG_SLACK:
-            outcome.logs_dropped += len(outcome.logs) - len(kept)
-            outcome.logs = kept
-            break
-        kept.append(entry)
-    return outcome
-
-
-def _crash_outcome(worker: _Worker, reason: str) -> SandboxOutcome:
-    return SandboxOutcome(
-        error={
-            "name": "WorkerCrashedError",
-            "message": (
-                f"The sandbox process running this code stopped before the run finished: "
-                f"{reason}. Tool calls the code made may have taken effect. Run the code "
-                "again; if it fails the same way, the code may be triggering an engine bug."
-            ),
-        }
-    )
-
-
-def _time_limit_outcome(limits: Limits) -> SandboxOutcome:
-    return SandboxOutcome(
-        error={
-            "name": "TimeLimitExceeded",
-            "message": (
-                f"The run did not finish within {limits.timeout:g} s and was stopped. "
-                "Look for endless loops, or do less work per run."
-            ),
-        },
-        duration=limits.timeout,
-    )
+def _crash_error(reason: str) -> dict[str, Any]:
+    return {
+        "name": "WorkerCrashedError",
+        "message": (
+            f"The sandbox process running this code stopped before the run finished: "
+            f"{reason}. Tool calls the code made may have taken effect. Run the code "
+            "again; if it fails the same way, the code may be triggering an engine bug."
+        ),
+    }

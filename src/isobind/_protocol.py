@@ -4,14 +4,22 @@ Each frame is a 4-byte big-endian length followed by that many bytes of UTF-8
 JSON text holding one object with an `op` key. Both sides read frames with a
 size limit, so a compromised worker cannot make the host buffer without bound.
 
+The host drives each isolate of a worker; the worker only runs engine tasks.
+A result is `[true, value]`, where a value is text, a number, a boolean or
+null (anything else reads as null), or `[false, error class, message]`.
+
 Host to worker:
-    {"op": "run", "run": id, "code", "api", "limits", "filename"}
-    {"op": "replies", "run": id, "replies": [[call id, ok, value text or {name, message}]]}
+    {"op": "prepare", "iso": id, "token", "configuration": [api, limits] or null}
+    {"op": "batch", "iso": id, "batch": id, "sources": [...], "notify": index or null,
+     "memory": V8 heap limit in bytes (optional)}
+    {"op": "close", "iso": id, "confirm": whether to answer `closed`}
 
 Worker to host:
     {"op": "ready", "lockdown": {...}}   once, after the worker is locked down
-    {"op": "calls", "run": id, "calls": [[call id, server, tool, input text]]}
-    {"op": "done", "run": id, "outcome": {...}}
+    {"op": "result", "iso": id, "batch": id, "results": [result of every task but `notify`],
+     "notified": result of the `notify` task, "at": CLOCK_MONOTONIC seconds when it ended,
+     "memoryHit": whether the isolate reached its heap limit}
+    {"op": "closed", "iso": id}
 """
 
 from __future__ import annotations
@@ -19,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["MAX_FRAME_BYTES", "ProtocolError", "encode_frame", "read_frame"]
+__all__ = ["MAX_FRAME_BYTES", "ProtocolError", "encode_frame", "read_frame", "read_frame_from"]
 
 _HEADER = struct.Struct(">I")
 
@@ -57,6 +65,26 @@ async def read_frame(
         body = await reader.readexactly(length)
     except asyncio.IncompleteReadError as error:
         raise ProtocolError("the stream ended inside a frame") from error
+    return _decode(body)
+
+
+def read_frame_from(stream: BinaryIO, max_bytes: int = MAX_FRAME_BYTES) -> dict[str, Any] | None:
+    """Like `read_frame`, from a blocking binary stream."""
+    header = stream.read(_HEADER.size)
+    if not header:
+        return None
+    if len(header) < _HEADER.size:
+        raise ProtocolError("the stream ended inside a frame header")
+    (length,) = _HEADER.unpack(header)
+    if length > max_bytes:
+        raise ProtocolError(f"a frame of {length} bytes is over the limit of {max_bytes}")
+    body = stream.read(length)
+    if len(body) < length:
+        raise ProtocolError("the stream ended inside a frame")
+    return _decode(body)
+
+
+def _decode(body: bytes) -> dict[str, Any]:
     try:
         message = json.loads(body)
     except (ValueError, RecursionError) as error:

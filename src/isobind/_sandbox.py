@@ -33,8 +33,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 from py_mini_racer import (
     JSEvalException,
     JSOOMException,
@@ -304,6 +305,8 @@ class _Isolate:
         """The configuration `configure` gave the isolate ahead of its run, if any."""
         self.broken = False
         """Whether a batch was abandoned, so that its late results could mix with the next."""
+        self.on_lost: Callable[[EngineLost], None] | None = None
+        """Never called: an isolate in this process goes only with the process."""
         # Only the host has it, and the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
 
@@ -350,6 +353,46 @@ class _Isolate:
             # NOTE: the closing thread is left behind; V8 did not stop within
             # _CLOSE_TIMEOUT after TerminateExecution, which has not been seen.
             logger.error("V8 isolate did not close within %.0f s", _CLOSE_TIMEOUT)
+
+
+class EngineLost(Exception):
+    """The engine running an isolate is gone (its worker process died); `error` ends the run."""
+
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(error["message"])
+        self.error = error
+
+
+class EngineBatchLike(Protocol):
+    """What a run reads of a batch of engine tasks, local (`EngineBatch`) or in a worker."""
+
+    last: asyncio.Future[Any]
+    notified: asyncio.Future[Any] | None
+    notified_at: float | None
+
+    def quiet_results(self) -> list[tuple[int, Any, JSEvalException | None]]: ...
+
+
+class EngineIsolate(Protocol):
+    """An isolate a run can drive: `_Isolate` in this process, or one in a worker process."""
+
+    token: str
+    prepared: bool
+    configuration: Configuration | None
+    on_lost: Callable[[EngineLost], None] | None
+    """Called when the engine is gone while the run waits for something else."""
+
+    def submit(
+        self, sources: Sequence[str], notify_index: int | None = None
+    ) -> EngineBatchLike: ...
+
+    def abandon(self, batch: Any) -> None: ...
+
+    def set_memory_limit(self, limit_bytes: int) -> None: ...
+
+    def memory_limit_reached(self) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 SettleCall = Callable[[int, CallReply], None]
@@ -400,13 +443,16 @@ class LocalCalls(CallBackend):
         for task in tasks:
             task.cancel()
         if tasks:
-            # The wait is shielded, and uses `asyncio.wait`, which (unlike
-            # `gather`) does not cancel the calls a second time when it is
-            # cancelled itself: a second cancel would interrupt the MCP
-            # client's `notifications/cancelled` to the upstream server. It is
-            # plain asyncio because a locked worker cannot import the lazily
-            # loaded parts of anyio.
-            await asyncio.shield(asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT))
+            # Let the cancelled calls record themselves before the result is
+            # built; each ends at its next await. The wait uses `asyncio.wait`,
+            # which (unlike `gather`) does not cancel the calls a second time
+            # when it is cancelled itself: a second cancel would interrupt the
+            # MCP client's `notifications/cancelled` to the upstream server.
+            # An anyio cancel scope (the MCP server's request scope) cancels
+            # every await inside it again, so `asyncio.shield` alone would not
+            # wait here.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
 
 
 class _Run:
@@ -414,7 +460,7 @@ class _Run:
 
     def __init__(
         self,
-        isolate: _Isolate,
+        isolate: EngineIsolate,
         calls: CallBackend,
         limits: Limits,
         filename: str,
@@ -433,6 +479,12 @@ class _Run:
         """Finished calls not yet delivered, as the prelude's `deliver` takes them."""
         self._wakeup: asyncio.Future[None] | None = None
         self.on_started: Callable[[], None] | None = None
+        self.lost: EngineLost | None = None
+        isolate.on_lost = self.engine_lost
+        self.calls_seen = 0
+        self.log_size = 0
+        self.extra_dropped = 0
+        """Console entries dropped here, past what the prelude reported dropping."""
 
     def now_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
@@ -457,7 +509,7 @@ class _Run:
                     await batch.notified
                     # The code's task runs as soon as the one before has
                     # finished, so this stamp is no earlier than its first statement.
-                    self.outcome.code_started = time.monotonic()
+                    self.outcome.code_started = batch.notified_at
                 last = None
                 last_error: JSEvalException | None = None
                 try:
@@ -529,14 +581,42 @@ class _Run:
         return f'__isobind.poll("{self.token}")'
 
     def read_poll(self, text: Any) -> dict[str, Any]:
+        """Take the calls and console output of a poll; return the poll.
+
+        The prelude keeps a sound run within the call and console limits. The
+        poll may come from a worker process that escaped its isolate, so both
+        are enforced here too, and every field is type-checked.
+        """
         if not isinstance(text, str):
             raise SandboxError(f"the sandbox prelude returned {type(text).__name__}, not text")
-        message: dict[str, Any] = json.loads(text)
-        self.outcome.logs.extend(message["logs"])
-        self.outcome.logs_dropped = message["logsDropped"]
+        try:
+            message = _checked_poll(json.loads(text))
+        except (ValueError, TypeError, RecursionError) as error:
+            raise SandboxError(f"the sandbox prelude returned a malformed poll: {error}") from None
+        self._take_logs(message["logs"], message["logsDropped"])
         for call_id, server, tool, input_text in message["calls"]:
-            self.waiting.append(CallRequest(call_id, server, tool, input_text))
+            request = CallRequest(call_id, server, tool, input_text)
+            self.calls_seen += 1
+            if self.calls_seen > self.limits.max_calls:
+                self.in_flight.add(request.id)
+                self.settle(request.id, CallReply.failure("LimitExceededError", self._call_limit))
+                continue
+            self.waiting.append(request)
         return message
+
+    @property
+    def _call_limit(self) -> str:
+        return f"CallLimitExceeded: the run made more than {self.limits.max_calls} tool calls"
+
+    def _take_logs(self, entries: list[dict[str, str]], dropped: int) -> None:
+        for entry in entries:
+            # The prelude counts each entry as its message plus 32 characters.
+            self.log_size += len(entry["message"]) + 32
+            if self.log_size > self.limits.max_log_bytes + _LOG_SLACK:
+                self.extra_dropped += 1
+            else:
+                self.outcome.logs.append(entry)
+        self.outcome.logs_dropped = dropped + self.extra_dropped
 
     def start_calls(self) -> None:
         free = self.limits.max_concurrent_calls - len(self.in_flight)
@@ -562,8 +642,16 @@ class _Run:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
+    def engine_lost(self, error: EngineLost) -> None:
+        """End the run with `error` at its next wait: the isolate's engine is gone."""
+        self.lost = error
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
     async def wait_for_replies(self, wait: float | None) -> bool:
         """Wait until a call has finished, or for `wait` seconds; return whether one has."""
+        if self.lost is not None:
+            raise self.lost
         if not self.replies:
             loop = asyncio.get_running_loop()
             self._wakeup = loop.create_future()
@@ -576,6 +664,8 @@ class _Run:
                 self._wakeup = None
                 if timer is not None:
                     timer.cancel()
+            if self.lost is not None:
+                raise self.lost
         return bool(self.replies)
 
     def deliver_source(self) -> str:
@@ -600,7 +690,7 @@ class _Run:
                 else:
                     message = await self.step(self.fire_timers_source())
             elif message["nextTimer"] is not None:
-                await asyncio.sleep(self._timer_wait(message["nextTimer"]) or 0)
+                await self.wait_for_replies(self._timer_wait(message["nextTimer"]) or 0)
                 message = await self.step(self.fire_timers_source())
             elif self.isolate.memory_limit_reached():
                 # V8 stopped a microtask chain that ran out of heap between two
@@ -648,6 +738,51 @@ class _Run:
         self.outcome.result_text = result
 
 
+# Room for the "... [truncated]" marker the prelude appends to the last kept
+# message, and for the level names.
+_LOG_SLACK = 64
+
+
+def _checked_poll(message: Any) -> dict[str, Any]:
+    """Return `message` if it has the shape of a poll, or raise TypeError or ValueError."""
+    if not isinstance(message, dict):
+        raise TypeError("not an object")
+    calls = message["calls"]
+    logs = message["logs"]
+    if not isinstance(calls, list) or not isinstance(logs, list):
+        raise TypeError("calls or logs is not a list")
+    for call in calls:
+        if not (
+            isinstance(call, list)
+            and len(call) == 4
+            and isinstance(call[0], int)
+            and all(isinstance(part, str) for part in call[1:])
+        ):
+            raise TypeError("a call is not [id, server, tool, input]")
+    for entry in logs:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("level"), str)
+            and isinstance(entry.get("message"), str)
+        ):
+            raise TypeError("a log entry is not {level, message}")
+    if not isinstance(message["logsDropped"], int):
+        raise TypeError("logsDropped is not a number")
+    result = message["result"]
+    if result is not None and not isinstance(result, str):
+        raise TypeError("result is not text")
+    error = message["error"]
+    if error is not None and not (
+        isinstance(error, dict)
+        and all(isinstance(error.get(key), str) for key in ("name", "message"))
+    ):
+        raise TypeError("error is not {name, message, stack}")
+    next_timer = message["nextTimer"]
+    if next_timer is not None and not isinstance(next_timer, (int, float)):
+        raise TypeError("nextTimer is not a number")
+    return message
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -675,7 +810,7 @@ async def run_in_isolate(
     handler: CallHandler | CallBackend,
     limits: Limits,
     filename: str = "code.ts",
-    isolate: _Isolate | None = None,
+    isolate: EngineIsolate | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> SandboxOutcome:
     """Run JavaScript `code` as the body of an async function in a fresh isolate.
@@ -751,7 +886,7 @@ async def create_isolate(configuration: Configuration | None = None) -> _Isolate
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _close_in_background(isolate: _Isolate) -> None:
+def _close_in_background(isolate: EngineIsolate) -> None:
     task = asyncio.get_running_loop().create_task(isolate.close())
     _closing.add(task)
     task.add_done_callback(_closing.discard)
@@ -784,6 +919,8 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
         }
     except _LimitHit as hit:
         run.outcome.error = {"name": hit.name, "message": hit.message}
+    except EngineLost as lost:
+        run.outcome.error = lost.error
     except JSOOMException:
         run.outcome.error = _memory_error(limits)
     except Exception as error:

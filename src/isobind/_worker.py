@@ -1,53 +1,57 @@
-"""Entry point of a sandbox worker process: runs isolates for the host, locked down.
+"""Entry point of a sandbox worker process: a V8 engine that the host drives, locked down.
 
 The host starts a worker with an empty environment and `WORKER_LAUNCHER`,
 which imports this module without running `isobind/__init__.py` (that would
 load the MCP SDK and everything else the worker never needs). The worker
 
-1. moves into a new network namespace while it still has one thread;
+1. pins itself to the CPU the host chose, and moves into a new network
+   namespace, while it still has one thread;
 2. initialises V8 and creates a first isolate, so that everything V8 and
    Python load lazily is loaded;
 3. locks itself down (`_lockdown.lock_down`) and reports the achieved level
    in its `ready` message;
-4. serves runs over the framed-JSON channel on its stdin and stdout
-   (`_protocol`), several at once, each in a fresh isolate created ahead of
-   the request. Tool calls go to the host in batches and come back as
-   replies. The worker never receives a credential.
+4. runs engine tasks for the host over the framed-JSON channel on its stdin
+   and stdout (`_protocol`). The host prepares isolates ahead, sends the
+   tasks of each step of a run as one batch, and closes each isolate after
+   its run. The run itself (tool calls, timers, limits) is driven by the
+   host, so the worker never sees a tool call's reply beyond what the code
+   receives, and never a credential.
 
-The host, not the worker, is trusted to enforce deadlines: the worker stops a
-run at its time limit, and the host kills the worker if it does not.
+There is no event loop here. The main thread reads the channel and queues
+each batch's tasks on the isolate's thread at once. mini-racer calls back on
+that thread as each task ends, and the callback writes the batch's results
+to the channel itself. A tool call thus crosses one thread in the worker each
+way. A second thread prepares isolates, and a third closes them, because
+both take about a millisecond.
+
+NOTE: this drives mini-racer 0.14's private `Context` members, as
+`_engine.py` does, pinned in pyproject.toml.
+
+The host, not the worker, enforces deadlines: it closes an isolate whose run
+is over its limits, and kills the worker if the close is not confirmed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
 import os
+import queue
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from py_mini_racer import JSEvalException
+from py_mini_racer._mini_racer import _make_context
+
 from ._lockdown import LockdownReport, enter_network_namespace, lock_down
-from ._protocol import encode_frame, read_frame
-from ._sandbox import (
-    CallBackend,
-    CallReply,
-    CallRequest,
-    Configuration,
-    Limits,
-    SettleCall,
-    _bootstrap_template,
-    _close_in_background,
-    _init_engine,
-    _Isolate,
-    configuration_of,
-    create_isolate,
-    run_in_isolate,
-)
+from ._protocol import encode_frame, read_frame_from
+from ._sandbox import Configuration, _bootstrap_template, _init_engine, preparation_sources
 
 __all__ = ["PROBE_ENVIRONMENT_KEY", "WORKER_LAUNCHER", "main"]
 
@@ -79,159 +83,291 @@ _WARM_UP = (
     "/\\p{L}+/u.test('word'); JSON.stringify({})"
 )
 
+Result = list[Any]
+"""`[True, value]` or `[False, error class name, message]`, as the protocol sends it."""
 
-class _Channel:
-    """The worker's end of the framed-JSON channel."""
 
-    def __init__(self, writer: asyncio.StreamWriter):
-        self._writer = writer
+class _CallInline:
+    """Stands in for the event loop that mini-racer hands its callbacks to.
+
+    mini-racer calls `call_soon_threadsafe` on the isolate's own thread as a
+    task ends; running the callback right there saves a hop to another thread.
+    """
+
+    def call_soon_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+        callback(*args)
+
+
+_INLINE = _CallInline()
+
+
+def _result_of(context: Any, value_handle: Any) -> Result:
+    try:
+        value = context._value_handle_to_python(value_handle)
+    except JSEvalException as error:
+        return [False, type(error).__name__, str(error)]
+    if value is None or isinstance(value, (str, int, float)):
+        return [True, value]
+    # undefined, or a live object: the host reads no JavaScript object.
+    return [True, None]
+
+
+class _Batch:
+    """Engine tasks queued together on one isolate, with their results as they end."""
+
+    def __init__(
+        self,
+        isolate: _WorkerIsolate,
+        sources: Sequence[str],
+        notify: int | None,
+        on_notified: Callable[[Result], None] | None,
+        on_done: Callable[[list[Result]], None],
+    ):
+        self.isolate = isolate
+        self.notify = notify
+        self.on_notified = on_notified
+        self.on_done = on_done
+        self.results: list[Result] = []
+        self.last = len(sources) - 1
+        context = isolate.context
+        # The source handles stay referenced until the batch ends.
+        self.handles: list[Any] = []
+        for index, source in enumerate(sources):
+            callback_id = next(context._next_async_callback_id)
+            context._active_cancelable_mr_task_callbacks[callback_id] = functools.partial(
+                self._settled, index, callback_id
+            )
+            handle = context._python_to_value_handle(source)
+            self.handles.append(handle)
+            context._dll.mr_eval(context._ctx, handle.raw, callback_id)
+
+    def _settled(self, index: int, callback_id: int, value_handle: Any) -> None:
+        # On the isolate's thread, which runs nothing else until this returns.
+        context = self.isolate.context
+        context._active_cancelable_mr_task_callbacks.pop(callback_id, None)
+        result = _result_of(context, value_handle)
+        if index == self.notify and self.on_notified is not None:
+            self.on_notified(result)
+        else:
+            self.results.append(result)
+        if index == self.last:
+            self.handles = []
+            self.on_done(self.results)
+
+
+class _WorkerIsolate:
+    """One isolate of this worker, from its preparation to its close."""
+
+    def __init__(self, number: int, token: str, configuration: Configuration | None):
+        self.number = number
+        self.token = token
+        self.configuration = configuration
+        self.context: Any = None
+        self.stack = contextlib.ExitStack()
+        self.ready = False
+        self.preparing = False
+        self.closed = False
+        self.confirm = False
+        """Whether the host waits for a `closed` message, as it does for a busy isolate."""
+        self.failure: str | None = None
+        """Why preparing the isolate failed; its batches then fail with this message."""
+        self.waiting: list[dict[str, Any]] = []
+        """Batches that arrived before the isolate was ready."""
+        self.lock = threading.Lock()
+
+    def open(self) -> None:
+        self.context = self.stack.enter_context(_make_context(_INLINE))  # type: ignore[arg-type]
+
+    def run_now(self, sources: Sequence[str]) -> list[Result]:
+        """Run `sources` as one batch and wait for their results, from a thread of the worker."""
+        done = threading.Event()
+        outcome: list[list[Result]] = []
+
+        def finish(results: list[Result]) -> None:
+            outcome.append(results)
+            done.set()
+
+        _Batch(self, sources, None, None, finish)
+        done.wait()
+        return outcome[0]
+
+
+def _first_failure(results: Sequence[Result]) -> str | None:
+    for result in results:
+        if not result[0]:
+            return f"{result[1]}: {result[2]}"
+    return None
+
+
+class _Engine:
+    """Serves the host's requests: prepares, runs and closes isolates."""
+
+    def __init__(self, channel_out: int):
+        self._channel_out = channel_out
+        self._write_lock = threading.Lock()
+        self.isolates: dict[int, _WorkerIsolate] = {}
+        self._to_prepare: queue.SimpleQueue[_WorkerIsolate | None] = queue.SimpleQueue()
+        self._to_close: queue.SimpleQueue[_WorkerIsolate | None] = queue.SimpleQueue()
+        self._starting = 0
+        """Runs whose first batch is queued and not finished; preparation waits for them."""
+        self._idle = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._prepare_loop, name="prepare", daemon=True),
+            threading.Thread(target=self._close_loop, name="close", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def send(self, message: dict[str, Any]) -> None:
-        self._writer.write(encode_frame(message))
-
-
-class _RemoteCalls(CallBackend):
-    """The calls of one run: each step's new calls go to the host as one frame."""
-
-    def __init__(self, run_id: int, channel: _Channel):
-        self.run_id = run_id
-        self.channel = channel
-        self._settle: SettleCall | None = None
-
-    def start(self, requests: Sequence[CallRequest], settle: SettleCall) -> None:
-        self._settle = settle
-        calls = [
-            [request.id, request.server, request.tool, request.input_text] for request in requests
-        ]
-        self.channel.send({"op": "calls", "run": self.run_id, "calls": calls})
-
-    def settle(self, replies: list[Any]) -> None:
-        """Pass the host's replies to the run; the run ignores ids it is not waiting for."""
-        settle = self._settle
-        if settle is None:
-            return
-        for call_id, ok, payload in replies:
-            if ok:
-                settle(call_id, CallReply.success(payload))
-            else:
-                settle(call_id, CallReply.failure(str(payload["name"]), str(payload["message"])))
-
-
-# Isolates each worker keeps prepared (prelude evaluated), at about 0.9 MiB each.
-# Two cover a burst of two runs; a run that finds none creates its own.
-_PREPARED_ISOLATES = 2
-
-
-class _Server:
-    """Serves the runs the host sends, each in a fresh isolate prepared ahead."""
-
-    def __init__(self, channel: _Channel):
-        self.channel = channel
-        self.calls: dict[int, _RemoteCalls] = {}
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.spares: collections.deque[_Isolate] = collections.deque()
-        self.refill_task: asyncio.Task[None] | None = None
-        self.configuration: Configuration | None = None
-        """The configuration of the last run, which the next isolates are configured with."""
-        self.starting = 0
-        """Runs between their request and their first poll, which a refill waits for."""
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def refill(self) -> None:
-        """Prepare isolates in the background until `_PREPARED_ISOLATES` are ready."""
-        if self.refill_task is None and len(self.spares) < _PREPARED_ISOLATES:
-            self.refill_task = asyncio.get_running_loop().create_task(self._refill())
-
-    async def _refill(self) -> None:
-        try:
-            while len(self.spares) < _PREPARED_ISOLATES:
-                # Preparing takes a few ms of CPU; a run that is starting goes first.
-                await self._idle.wait()
-                self.spares.append(await create_isolate(self.configuration))
-        except Exception:
-            logger.exception("preparing an isolate failed")
-        finally:
-            self.refill_task = None
-
-    async def take_isolate(self, configuration: Configuration) -> _Isolate:
-        """Take a prepared isolate that fits `configuration`, or create one."""
-        self.configuration = configuration
-        while self.spares:
-            isolate = self.spares.popleft()
-            if isolate.configuration in (None, configuration):
-                return isolate
-            # Configured for the API or limits of earlier runs, which changed.
-            _close_in_background(isolate)
-        return await create_isolate()
+        frame = memoryview(encode_frame(message))
+        with self._write_lock:
+            while frame:
+                written = os.write(self._channel_out, frame)
+                frame = frame[written:]
 
     def handle(self, message: dict[str, Any]) -> None:
         op = message["op"]
-        run_id = message.get("run")
-        if op == "run" and isinstance(run_id, int):
-            task = asyncio.get_running_loop().create_task(self.run(run_id, message))
-            self.tasks[run_id] = task
-            task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
-        elif op == "replies":
-            calls = self.calls.get(run_id) if isinstance(run_id, int) else None
-            if calls is not None:
-                calls.settle(message["replies"])
-        elif op == "cancel":
-            cancelled = self.tasks.get(run_id) if isinstance(run_id, int) else None
-            if cancelled is not None:
-                cancelled.cancel()
+        number = int(message["iso"])
+        if op == "prepare":
+            configuration = message.get("configuration")
+            isolate = _WorkerIsolate(
+                number, str(message["token"]), tuple(configuration) if configuration else None
+            )
+            self.isolates[number] = isolate
+            self._to_prepare.put(isolate)
+        elif op == "batch":
+            found = self.isolates.get(number)
+            if found is None:
+                self._fail_batch(message, "the isolate is closed or was never prepared")
+                return
+            with found.lock:
+                if not found.ready:
+                    found.waiting.append(message)
+                    return
+            self._start_batch(found, message)
+        elif op == "close":
+            closing = self.isolates.pop(number, None)
+            confirm = bool(message.get("confirm"))
+            if closing is None:
+                if confirm:
+                    self.send({"op": "closed", "iso": number})
+            else:
+                closing.confirm = confirm
+                self._to_close.put(closing)
         else:
             logger.error("unknown message from the host: %s", op)
 
-    async def run(self, run_id: int, message: dict[str, Any]) -> None:
-        calls = _RemoteCalls(run_id, self.channel)
-        self.calls[run_id] = calls
-        self.starting += 1
-        self._idle.clear()
-        started = False
+    def _fail_batch(self, message: dict[str, Any], reason: str) -> None:
+        failed: Result = [False, "JSEvalException", reason]
+        count = len(message["sources"])
+        reply: dict[str, Any] = {"op": "result", "iso": message["iso"], "batch": message["batch"]}
+        if message.get("notify") is not None:
+            count -= 1
+            reply["at"] = time.monotonic()
+            reply["notified"] = failed
+        self.send({**reply, "results": [failed] * count, "memoryHit": False})
 
-        def count_started() -> None:
-            nonlocal started
-            if started:
+    def _start_batch(self, isolate: _WorkerIsolate, message: dict[str, Any]) -> None:
+        if isolate.failure is not None:
+            self._fail_batch(message, isolate.failure)
+            return
+        memory = message.get("memory")
+        if memory is not None:
+            isolate.context.set_hard_memory_limit(int(memory))
+        notify = message.get("notify")
+        first = notify is not None
+        if first:
+            with self._idle:
+                self._starting += 1
+        reply: dict[str, Any] = {"op": "result", "iso": isolate.number, "batch": message["batch"]}
+
+        def notified(result: Result) -> None:
+            # Sent with the batch's results: one write, so one wake-up of the host.
+            reply["at"] = time.monotonic()
+            reply["notified"] = result
+
+        def done(results: list[Result]) -> None:
+            with isolate.lock:
+                # Once the close has begun, the context may be gone.
+                hit = not isolate.closed and bool(isolate.context.was_hard_memory_limit_reached())
+            reply["results"] = results
+            reply["memoryHit"] = hit
+            self.send(reply)
+            if first:
+                with self._idle:
+                    self._starting -= 1
+                    self._idle.notify_all()
+
+        _Batch(isolate, message["sources"], notify, notified, done)
+
+    def _prepare_loop(self) -> None:
+        while True:
+            isolate = self._to_prepare.get()
+            if isolate is None:
                 return
-            started = True
-            self.starting -= 1
-            if self.starting == 0:
-                self._idle.set()
+            # Preparing takes a few ms of CPU; a run that is starting goes first.
+            with self._idle:
+                self._idle.wait_for(lambda: self._starting == 0, timeout=0.05)
+            with isolate.lock:
+                if isolate.closed:
+                    continue
+                isolate.preparing = True
+            try:
+                isolate.open()
+                sources = preparation_sources(isolate.token, isolate.configuration)
+                # One script instead of one task each: no model code runs in
+                # between, and each task costs a callback.
+                isolate.failure = _first_failure(isolate.run_now([";\n".join(sources)]))
+            except Exception as error:
+                logger.exception("preparing an isolate failed")
+                isolate.failure = f"{type(error).__name__} while preparing the isolate"
+            with isolate.lock:
+                isolate.preparing = False
+                isolate.ready = True
+                waiting, isolate.waiting = isolate.waiting, []
+                closed = isolate.closed
+            if closed:
+                # The host closed it while it was being prepared.
+                isolate.failure = "the isolate is closed"
+                self._to_close.put(isolate)
+            for message in waiting:
+                self._start_batch(isolate, message)
 
-        try:
-            limits = Limits.from_dict(message["limits"])
-            isolate = await self.take_isolate(configuration_of(message["api"], limits))
-            outcome = await run_in_isolate(
-                message["code"],
-                api=message["api"],
-                handler=calls,
-                limits=limits,
-                filename=message["filename"],
-                isolate=isolate,
-                on_started=count_started,
-            )
-            self.channel.send({"op": "done", "run": run_id, "outcome": outcome.to_dict()})
-        except Exception as error:
-            # The host gets the error's type only: the message of an engine
-            # error may quote the sandboxed code's values.
-            logger.exception("run %d failed outside the code", run_id)
-            failure = {"name": "SandboxError", "message": f"{type(error).__name__} in the worker"}
-            self.channel.send({"op": "done", "run": run_id, "outcome": {"error": failure}})
-        finally:
-            del self.calls[run_id]
-            count_started()
-            self.refill()
+    def _close_loop(self) -> None:
+        while True:
+            isolate = self._to_close.get()
+            if isolate is None:
+                return
+            with isolate.lock:
+                isolate.closed = True
+                if isolate.preparing:
+                    # The preparing thread queues it again when it is done.
+                    continue
+            # Stops any JavaScript still running and waits for the isolate's thread.
+            isolate.stack.close()
+            if isolate.confirm:
+                self.send({"op": "closed", "iso": isolate.number})
+
+    def stop(self) -> None:
+        self._to_prepare.put(None)
+        for isolate in list(self.isolates.values()):
+            self._to_close.put(isolate)
+        self.isolates.clear()
+        self._to_close.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
 
-async def _warm_up(stack_kb: int) -> None:
-    _bootstrap_template()
+def _warm_up(stack_kb: int) -> None:
     _init_engine((f"--stack-size={stack_kb}",))
-    isolate = await create_isolate()
+    isolate = _WorkerIsolate(0, "", None)
+    isolate.open()
     try:
-        await isolate.eval(_WARM_UP)
+        failure = _first_failure(isolate.run_now([_bootstrap_template(), _WARM_UP]))
+        if failure is not None:
+            raise RuntimeError(f"the warm-up failed: {failure}")
     finally:
-        await isolate.close()
+        isolate.stack.close()
 
 
 def _load_probe() -> Any:
@@ -246,7 +382,7 @@ def _load_probe() -> Any:
     return module
 
 
-async def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) -> None:
+def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) -> None:
     report = LockdownReport()
     failure = settings.get("netns_failure")
     if failure is None:
@@ -254,17 +390,9 @@ async def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) ->
     else:
         report.missing.append(f"network namespace: {failure}")
 
-    await _warm_up(int(settings["stack_kb"]))
+    _warm_up(int(settings["stack_kb"]))
     probe = _load_probe()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**16)
-    await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(channel_in, "rb", buffering=0)
-    )
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(channel_out, "wb", buffering=0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    reader = os.fdopen(channel_in, "rb", buffering=2**16)
 
     lock_down(
         report,
@@ -273,35 +401,40 @@ async def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) ->
     )
     ready: dict[str, Any] = {"op": "ready", "lockdown": report.to_dict()}
     if probe is not None:
-        ready["probe"] = await asyncio.to_thread(probe.probe)
+        ready["probe"] = probe.probe()
 
-    channel = _Channel(writer)
-    server = _Server(channel)
-    server.refill()
-    channel.send(ready)
-    while True:
-        message = await read_frame(reader)
-        if message is None:
-            break
-        server.handle(message)
-    for task in list(server.tasks.values()):
-        task.cancel()
-    if server.refill_task is not None:
-        server.refill_task.cancel()
-    with contextlib.suppress(Exception):
-        for isolate in server.spares:
-            await isolate.close()
+    engine = _Engine(channel_out)
+    engine.send(ready)
+    try:
+        while True:
+            message = read_frame_from(reader)
+            if message is None:
+                break
+            engine.handle(message)
+    finally:
+        engine.stop()
+
+
+def _pin(cpu: int | None) -> None:
+    if cpu is None:
+        return
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as error:
+        logger.warning("cannot pin the worker to CPU %d: %s", cpu, error)
 
 
 def main(settings_text: str) -> None:
     """Run the worker until the host closes the channel."""
-    # Before anything starts a thread: the kernel refuses a new user
-    # namespace to a process with more than one.
+    # Before anything starts a thread: the threads V8 and this module start
+    # inherit the CPU, and the kernel refuses a new user namespace to a
+    # process with more than one thread.
     settings: dict[str, Any] = json.loads(settings_text)
-    settings["netns_failure"] = enter_network_namespace() if settings.get("netns") else "disabled"
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="isobind worker: %(message)s"
     )
+    _pin(settings.get("cpu"))
+    settings["netns_failure"] = enter_network_namespace() if settings.get("netns") else "disabled"
 
     # The channel moves to new descriptors; stray output on fd 1 (a print, a
     # V8 message) then goes to stderr instead of corrupting the frames.
@@ -311,4 +444,4 @@ def main(settings_text: str) -> None:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-    asyncio.run(_serve(channel_in, channel_out, settings))
+    _serve(channel_in, channel_out, settings)
