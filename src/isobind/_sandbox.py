@@ -284,7 +284,10 @@ _WEB_API_DEFINITION = re.compile(r'^\s*define\("(?P<name>[A-Za-z_$][\w$]*)"', re
 def _web_api_reference() -> re.Pattern[str]:
     names = _WEB_API_DEFINITION.findall(_webapis_source())
     if not names:
-        raise SandboxError("_webapis.js defines no globals through `define`")
+        raise SandboxError(
+            "_webapis.js defines no globals through `define(...)`, so the installed "
+            "isobind package is damaged; reinstall it"
+        )
     named = "|".join(re.escape(name) for name in names)
     # The global object used other than as `<object>.<identifier>`, which
     # can reach any of its properties by a name built at run time. `this`
@@ -300,8 +303,8 @@ def names_web_api(code: str) -> bool:
     The scan is of the text, comments and strings included, so it errs towards
     loading. It is true when the code contains, as a whole word, a global that
     `_webapis.js` defines (`TextEncoder`, `URL`, ...), or `globalThis`, `self`,
-    `window` or `this` anywhere except right before `.name`, as in
-    `globalThis[name]` or `Reflect.ownKeys(globalThis)`. Code that reaches a
+    `window` or `this` anywhere but before `.name`, as in `globalThis[name]`
+    or `Reflect.ownKeys(globalThis)`. Code that reaches a
     Web API in another way, such as through `\\u` escapes in an identifier,
     gets the bootstrap's placeholder, which throws a `ReferenceError` naming
     the global and saying to write its name in the code.
