@@ -1,7 +1,8 @@
 // The prelude evaluated in every fresh isolate before the model's code.
 //
 // It defines the sandbox globals (`tools`, `console`, `crypto`, the named
-// error classes, the network stubs, `setTimeout`) and one frozen,
+// error classes, `DOMException`, the network stubs, `setTimeout`, placeholders
+// for the Web APIs that `_webapis.js` defines) and one frozen,
 // non-configurable global, `__isobind`, through which the host drives the run.
 // The host never reads a live JavaScript object: it only evaluates
 // `__isobind.poll(token)`, which returns a JSON string, and
@@ -106,6 +107,57 @@
   const ERROR_CLASSES = {
     ToolError, ToolInputError, PermissionDeniedError, NetworkAccessError, LimitExceededError,
   };
+
+  // Defined here rather than with the Web APIs, because `crypto.getRandomValues`
+  // throws one whether or not the run loaded them.
+  class DOMException extends ErrorCtor {
+    constructor(message = "", name = "Error") {
+      super(message);
+      ObjectDefineProperty(this, "name", {
+        value: StringCtor(name), writable: true, configurable: true, enumerable: false,
+      });
+    }
+  }
+  ObjectDefineProperty(globalObject, "DOMException", {
+    value: DOMException, writable: true, configurable: true, enumerable: false,
+  });
+
+  // --- Web API placeholders -------------------------------------------------
+  // The host evaluates `_webapis.js` only for code whose text names one of
+  // these globals or reaches the global object by computed access, because it
+  // costs about 0.7 ms of CPU per isolate (`bench/bench_prelude.py`). Until
+  // then each name is an accessor whose getter throws, so that code reaching
+  // one unseen, as through the escaped identifier `Text\u0045ncoder`, learns
+  // what to do instead of reading `undefined`. Assigning to one replaces it with the
+  // value, and `_webapis.js` replaces each with the real one. The list must
+  // equal the names that `_webapis.js` defines, which a test checks.
+  const WEB_API_NAMES = [
+    "TextEncoder", "TextDecoder", "atob", "btoa", "structuredClone", "URL", "URLSearchParams",
+  ];
+  const WEB_API_LIST = WEB_API_NAMES.join(", ");
+  const ReferenceErrorCtor = ReferenceError;
+
+  function defineWebApiPlaceholder(name) {
+    ObjectDefineProperty(globalObject, name, {
+      get: function () {
+        throw new ReferenceErrorCtor(
+          `${name} is not loaded in this run: the sandbox loads the Web APIs ` +
+          `(${WEB_API_LIST}) only for code that names one of them. ` +
+          `Write ${name} as a plain name in the code (for example \`globalThis.${name}\`) ` +
+          "instead of building the name at run time.");
+      },
+      set: function (value) {
+        ObjectDefineProperty(globalObject, name, {
+          value, writable: true, configurable: true, enumerable: false,
+        });
+      },
+      configurable: true,
+      enumerable: false,
+    });
+  }
+  for (let i = 0; i < WEB_API_NAMES.length; i++) {
+    defineWebApiPlaceholder(WEB_API_NAMES[i]);
+  }
 
   // --- Network stubs ------------------------------------------------------
 
@@ -691,7 +743,7 @@
       const lines = StringCtor(site.stack).split("\n");
       let frames = "";
       for (let i = 1; i < lines.length; i++) {
-        if (lines[i].indexOf("isobind:bootstrap") < 0) {
+        if (lines[i].indexOf("isobind:bootstrap") < 0 && lines[i].indexOf("isobind:webapis") < 0) {
           frames += `\n${lines[i]}`;
         }
       }
@@ -801,7 +853,7 @@
       throw new TypeErrorCtor("crypto.getRandomValues needs an integer typed array");
     }
     if (array.byteLength > 65536) {
-      throw new globalObject.DOMException(
+      throw new DOMException(
         `crypto.getRandomValues can fill at most 65536 bytes, not ${array.byteLength}`,
         "QuotaExceededError");
     }

@@ -63,6 +63,7 @@ __all__ = [
     "SandboxOutcome",
     "configuration_of",
     "create_isolate",
+    "names_web_api",
     "preparation_sources",
     "run_in_isolate",
     "wait_closed",
@@ -232,23 +233,84 @@ def _init_engine(extra_flags: Sequence[str] = ()) -> None:
         _engine_ready = True
 
 
-_prelude_source: str | None = None
-_SOURCE_URL = "//# sourceURL=isobind:bootstrap"
+_prelude_sources: tuple[str, str] | None = None
+_BOOTSTRAP_URL = "isobind:bootstrap"
+_WEBAPIS_URL = "isobind:webapis"
 
 
-def _bootstrap_template() -> str:
-    """Return the prelude: `_bootstrap.js`, then `_webapis.js`, as one script.
+def _read_prelude() -> tuple[str, str]:
+    """Return `_bootstrap.js` and `_webapis.js`, each ending in its own `sourceURL`.
 
-    It is read once; a locked-down worker reads it before lockdown.
+    They are read once, so a locked-down worker reads them before lockdown.
     """
-    global _prelude_source
-    if _prelude_source is None:
+    global _prelude_sources
+    if _prelude_sources is None:
         here = Path(__file__).parent
         bootstrap = (here / "_bootstrap.js").read_text(encoding="utf-8")
         webapis = (here / "_webapis.js").read_text(encoding="utf-8")
-        bootstrap = bootstrap.replace(_SOURCE_URL, "")
-        _prelude_source = f"{bootstrap}\n{webapis}\n{_SOURCE_URL}\n"
-    return _prelude_source
+        _prelude_sources = (
+            _with_source_url(bootstrap, _BOOTSTRAP_URL),
+            _with_source_url(webapis, _WEBAPIS_URL),
+        )
+    return _prelude_sources
+
+
+def _with_source_url(source: str, url: str) -> str:
+    """Return `source` with exactly one `sourceURL` comment, at its end.
+
+    `_map_stack` keeps only the frames of the code's own file, so the stack of
+    the error a run reports shows no frames from these URLs.
+    """
+    directive = f"//# sourceURL={url}"
+    return f"{source.replace(directive, '').rstrip()}\n{directive}\n"
+
+
+def _bootstrap_template() -> str:
+    """Return `_bootstrap.js`, the prelude that every isolate evaluates before any code.
+
+    It also reads `_webapis.js`, so a worker that calls it before lockdown has both.
+    """
+    return _read_prelude()[0]
+
+
+def _webapis_source() -> str:
+    """Return `_webapis.js`, which the run evaluates only for code that `names_web_api`."""
+    return _read_prelude()[1]
+
+
+_WEB_API_DEFINITION = re.compile(r'^\s*define\("(?P<name>[A-Za-z_$][\w$]*)"', re.MULTILINE)
+
+
+@functools.cache
+def _web_api_reference() -> re.Pattern[str]:
+    names = _WEB_API_DEFINITION.findall(_webapis_source())
+    if not names:
+        raise SandboxError(
+            "_webapis.js defines no globals through `define(...)`, so the installed "
+            "isobind package is damaged; reinstall it"
+        )
+    named = "|".join(re.escape(name) for name in names)
+    # The global object used other than as `<object>.<identifier>`, which
+    # can reach any of its properties by a name built at run time. `this`
+    # counts because the code's main function runs in sloppy mode, where a
+    # plain call's `this` is the global object.
+    computed = r"(?:globalThis|self|window|this)(?![\w$])(?!\s*\.\s*[A-Za-z_$#])"
+    return re.compile(rf"(?<![\w$])(?:(?:{named})(?![\w$])|{computed})")
+
+
+def names_web_api(code: str) -> bool:
+    """Return whether a run of `code` needs `_webapis.js` evaluated before it.
+
+    The scan is of the text, comments and strings included, so it errs towards
+    loading. It is true when the code contains, as a whole word, a global that
+    `_webapis.js` defines (`TextEncoder`, `URL`, ...), or `globalThis`, `self`,
+    `window` or `this` anywhere but before `.name`, as in `globalThis[name]`
+    or `Reflect.ownKeys(globalThis)`. Code that reaches a
+    Web API in another way, such as through `\\u` escapes in an identifier,
+    gets the bootstrap's placeholder, which throws a `ReferenceError` naming
+    the global and saying to write its name in the code.
+    """
+    return _web_api_reference().search(code) is not None
 
 
 def _render_prepare(token: str) -> str:
@@ -299,8 +361,8 @@ class _Isolate:
         self.context = context
         self.closed = False
         self.prepared = False
-        """Whether the prelude has been evaluated and `prepare` called, and nothing since but
-        `configure`."""
+        """Whether `_bootstrap.js` has been evaluated and `prepare` called, and nothing since
+        but `configure`."""
         self.configuration: Configuration | None = None
         """The configuration `configure` gave the isolate ahead of its run, if any."""
         self.broken = False
@@ -561,6 +623,10 @@ class _Run:
         sources: list[str] = []
         if not self.isolate.prepared:
             sources += [_bootstrap_template(), _render_prepare(self.token)]
+        if names_web_api(code):
+            # A task of its own before the code's, like the bootstrap, so its
+            # globals are defined before the code's first statement.
+            sources.append(_webapis_source())
         configuration = configuration_of(api, self.limits)
         if self.isolate.configuration is None:
             # A task of its own: passed in the code's script, the code could
@@ -847,10 +913,11 @@ async def run_in_isolate(
 def preparation_sources(token: str, configuration: Configuration | None) -> list[str]:
     """Return the engine tasks that prepare a fresh isolate for a run, in order.
 
-    They evaluate the prelude, give the isolate its bridge `token`, configure
-    it when a `configuration` is given, and poll once. The poll only reads the
-    prelude's state; it makes V8 compile the poll's functions before the
-    request arrives.
+    They evaluate `_bootstrap.js`, give the isolate its bridge `token`,
+    configure it when a `configuration` is given, and poll once. The poll only
+    reads the prelude's state; it makes V8 compile the poll's functions before
+    the request arrives. `_webapis.js` is not among them: `_Run.begin` adds it
+    for code that `names_web_api`.
     """
     sources = [_bootstrap_template(), _render_prepare(token)]
     if configuration is not None:

@@ -8,9 +8,11 @@
 //   structuredClone              plain data, Date, RegExp, Map, Set, buffers, errors
 //   URLSearchParams              the application/x-www-form-urlencoded rules
 //   URL                          absolute and relative URLs, see the NOTE below
-//   DOMException                 the error type that atob and structuredClone throw
-// None of them reaches the host. They are evaluated after `_bootstrap.js`, so the
-// buffers they allocate go through its metered constructors.
+// None of them reaches the host. The host evaluates this file only for code
+// whose text names one of the globals it defines (see `names_web_api` in
+// `_sandbox.py`), after `_bootstrap.js` and before the code. So the buffers
+// they allocate go through the bootstrap's metered constructors, and each
+// `define` below replaces the bootstrap's placeholder of that name.
 (function (globalObject) {
   "use strict";
 
@@ -25,13 +27,8 @@
     });
   }
 
-  class DOMException extends Error {
-    constructor(message = "", name = "Error") {
-      super(message);
-      ObjectDefineProperty(this, "name", { value: String(name), configurable: true, writable: true });
-    }
-  }
-  define("DOMException", DOMException);
+  // Defined by `_bootstrap.js`, which evaluates first.
+  const DOMException = globalObject.DOMException;
 
   // --- TextEncoder / TextDecoder -------------------------------------------
 
@@ -655,3 +652,4 @@
   }
   define("URL", URL);
 })(globalThis);
+//# sourceURL=isobind:webapis
