@@ -51,7 +51,13 @@ from py_mini_racer._mini_racer import _make_context
 
 from ._lockdown import LockdownReport, enter_network_namespace, lock_down
 from ._protocol import encode_frame, read_frame_from
-from ._sandbox import Configuration, _bootstrap_template, _init_engine, preparation_sources
+from ._sandbox import (
+    Configuration,
+    _bootstrap_template,
+    _init_engine,
+    _webapis_source,
+    preparation_sources,
+)
 
 __all__ = ["PROBE_ENVIRONMENT_KEY", "WORKER_LAUNCHER", "main"]
 
@@ -80,7 +86,7 @@ PROBE_ENVIRONMENT_KEY = "ISOBIND_TEST_PROBE_MODULE"
 _WARM_UP = (
     "new Date().toString(); new Date().toLocaleString('en-US'); "
     "new Intl.NumberFormat('de-DE').format(1234.5); 'a'.localeCompare('b'); "
-    "/\\p{L}+/u.test('word'); JSON.stringify({})"
+    "/\\p{L}+/u.test('word'); JSON.stringify({}); new URL('https://example.test/a?b=1').href"
 )
 
 Result = list[Any]
@@ -363,7 +369,8 @@ def _warm_up(stack_kb: int) -> None:
     isolate = _WorkerIsolate(0, "", None)
     isolate.open()
     try:
-        failure = _first_failure(isolate.run_now([_bootstrap_template(), _WARM_UP]))
+        sources = [_bootstrap_template(), _webapis_source(), _WARM_UP]
+        failure = _first_failure(isolate.run_now(sources))
         if failure is not None:
             raise RuntimeError(f"the warm-up failed: {failure}")
     finally:
