@@ -42,9 +42,13 @@ class ProtocolError(Exception):
     """Raised when a peer sends a frame that is too large or is not a JSON object."""
 
 
+# One encoder for every frame: `json.dumps` with options builds a new one each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_frame(message: dict[str, Any]) -> bytes:
     """Return `message` as one frame: length header and JSON body."""
-    body = json.dumps(message, separators=(",", ":")).encode()
+    body = _ENCODER.encode(message).encode()
     return _HEADER.pack(len(body)) + body
 
 
