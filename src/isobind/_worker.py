@@ -322,22 +322,35 @@ class _Engine:
                 isolate.open()
                 sources = preparation_sources(isolate.token, isolate.configuration)
                 # One script instead of one task each: no model code runs in
-                # between, and each task costs a callback.
-                isolate.failure = _first_failure(isolate.run_now([";\n".join(sources)]))
+                # between, and each task costs a callback. The isolate's thread
+                # finishes the preparation while this thread creates the next.
+                _Batch(
+                    isolate,
+                    [";\n".join(sources)],
+                    None,
+                    None,
+                    functools.partial(self._prepared, isolate),
+                )
             except Exception as error:
                 logger.exception("preparing an isolate failed")
-                isolate.failure = f"{type(error).__name__} while preparing the isolate"
-            with isolate.lock:
-                isolate.preparing = False
-                isolate.ready = True
-                waiting, isolate.waiting = isolate.waiting, []
-                closed = isolate.closed
-            if closed:
-                # The host closed it while it was being prepared.
-                isolate.failure = "the isolate is closed"
-                self._to_close.put(isolate)
-            for message in waiting:
-                self._start_batch(isolate, message)
+                self._prepared(isolate, [[False, type(error).__name__, "preparing failed"]])
+
+    def _prepared(self, isolate: _WorkerIsolate, results: list[Result]) -> None:
+        """Start the batches that waited for `isolate`; on its thread, or the preparing one."""
+        failure = _first_failure(results)
+        with isolate.lock:
+            if failure is not None:
+                isolate.failure = failure
+            isolate.preparing = False
+            isolate.ready = True
+            waiting, isolate.waiting = isolate.waiting, []
+            closed = isolate.closed
+        if closed:
+            # The host closed it while it was being prepared.
+            isolate.failure = "the isolate is closed"
+            self._to_close.put(isolate)
+        for message in waiting:
+            self._start_batch(isolate, message)
 
     def _close_loop(self) -> None:
         while True:
