@@ -214,7 +214,7 @@ class RemoteIsolate:
         self.configuration = configuration
         self.prepared = True
         self.broken = False
-        self.taken = False
+        self.started = False
         self.on_lost: Callable[[EngineLost], None] | None = None
         self._batches: dict[int, _RemoteBatch] = {}
         self._batch_ids = itertools.count(1)
@@ -252,9 +252,9 @@ class RemoteIsolate:
             message["memory"] = self._memory_limit
             self._memory_limit = None
         self.worker.send(message, urgent=False)
-        if not self.taken:
+        if not self.started:
             # The worker prepares the next isolates once the run has started.
-            self.taken = True
+            self.started = True
             self.worker.refill()
         self.worker.flush()
         return batch

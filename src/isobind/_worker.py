@@ -13,9 +13,9 @@ load the MCP SDK and everything else the worker never needs). The worker
 4. runs engine tasks for the host over the framed-JSON channel on its stdin
    and stdout (`_protocol`). The host prepares isolates ahead, sends the
    tasks of each step of a run as one batch, and closes each isolate after
-   its run. The run itself (tool calls, timers, limits) is driven by the
-   host, so the worker never sees a tool call's reply beyond what the code
-   receives, and never a credential.
+   its run. The host drives the run itself (tool calls, timers, limits), so
+   a tool call's reply reaches the worker only as the text the code
+   receives, and a credential never does.
 
 There is no event loop here. The main thread reads the channel and queues
 each batch's tasks on the isolate's thread at once. mini-racer calls back on
@@ -176,7 +176,7 @@ class _WorkerIsolate:
         self.confirm = False
         """Whether the host waits for a `closed` message, as it does for a busy isolate."""
         self.failure: str | None = None
-        """Why preparing the isolate failed; its batches then fail with this message."""
+        """The reason the preparation failed; the isolate's batches then fail with it."""
         self.waiting: list[dict[str, Any]] = []
         """Batches that arrived before the isolate was ready."""
         self.lock = threading.Lock()
