@@ -641,6 +641,10 @@ class Scrubber(Protocol):
 
     def contains_secret(self, text: str) -> bool: ...
 
+    def __bool__(self) -> bool:
+        """Return whether there is any secret to scrub, so that callers may skip `scrub`."""
+        ...
+
 
 class LiveRedactor:
     """A redactor to which secrets can be added while it is in use.
