@@ -301,7 +301,7 @@ class CallDispatcher:
     async def _approve(self, tool: ToolSpec, rule: str, arguments: dict[str, Any]) -> Denial | None:
         """Ask the approver about a call that `rule` requires approval for.
 
-        Return a denial by `rule` unless the approver agrees, else `None`.
+        Return `None` when the approver agrees, else a denial by `rule`.
         """
         approver = self.registry.approver
         if approver is None:
@@ -343,11 +343,8 @@ class CallDispatcher:
             return CallReply.failure(
                 "ToolError", f"tools.{tool.server}.{tool.name} failed: {message}"
             )
-        redactor = registry.redactor
-        # Without secrets, `scrub` would only copy the value that is serialised next.
-        if redactor:
-            value = redactor.scrub(value)
-        return CallReply.success(to_json_text(value))
+        # The value is serialised at once, so a copy would serve no purpose.
+        return CallReply.success(to_json_text(registry.redactor.scrub_copy_on_write(value)))
 
     def _validate(self, plan: ToolPlan, arguments: dict[str, Any]) -> str | None:
         validator = plan.validator
@@ -384,12 +381,10 @@ class CallDispatcher:
         *,
         dry_run: bool,
     ) -> None:
-        redactor = self.registry.redactor
         recorded_input: Any = arguments if arguments or input_text == "{}" else input_text[:1000]
-        # The record keeps `arguments` itself when there is nothing to scrub, because
-        # after the parse only read-only checks and an MCP request have used it.
-        if redactor:
-            recorded_input = redactor.scrub(recorded_input)
+        # The record may keep `arguments` itself, because after the parse only
+        # read-only checks and an MCP request have used it.
+        recorded_input = self.registry.redactor.scrub_copy_on_write(recorded_input)
         error = None
         if not reply.ok:
             error = {"name": reply.error_name, "message": reply.error_message}
