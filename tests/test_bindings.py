@@ -174,6 +174,7 @@ async def test_policy_decisions_match_check_functions(toolbox: Toolbox) -> None:
     third = await call(dispatcher, "weather", {"city": "Rome"})
 
     assert echo_reply.error_message == denied.message(echo_tool)
+    assert registry.plan(echo_tool).validator is None
     assert oslo_reply.error_message == off_list.message(weather_tool)
     assert first.ok
     assert second.ok

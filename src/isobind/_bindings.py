@@ -81,7 +81,10 @@ class ToolPlan:
     """The key path of the first rule that requires approval, or `None`."""
     reads_only: bool
     validator: Any
-    """The JSON Schema validator of the input, or `None` when the schema is invalid."""
+    """The JSON Schema validator of the input, or `None` when the schema is invalid.
+
+    It is `None` for a denied tool too, because its calls never reach validation.
+    """
     quick_check: QuickCheck | None
     """A check that proves most valid inputs valid without `validator` (`_schema_check`)."""
 
@@ -132,7 +135,9 @@ class ToolRegistry:
         policy = self.policies.get(tool.server)
         if policy is None:
             policy = ServerPolicy.default()
-        validator = self.validator(tool)
+        denial = check_tool(tool, policy)
+        # A denied tool's input is never validated, so its schema is not even checked.
+        validator = self.validator(tool) if denial is None else None
         quick_check = None
         if validator is not None:
             quick_check = compile_quick_check(tool.input_schema, validator)
@@ -140,7 +145,7 @@ class ToolRegistry:
             label=f"tools.{tool.server}.{tool.name}",
             span_attributes={"isobind.server": tool.server, "isobind.tool": tool.name},
             policy=policy,
-            denial=check_tool(tool, policy),
+            denial=denial,
             rules=tuple(matching_rules(tool, policy)),
             limits=BudgetLimits.of(tool, policy),
             approval_rule=_approval_rule(tool, policy, approve_writes=self.approve_writes),
