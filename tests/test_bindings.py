@@ -1,8 +1,8 @@
 """The dispatcher of binding calls, called directly with real functions, policies and redactors.
 
 Each decision is compared with the policy and validation functions applied
-call by call, so that the per-tool plan the dispatcher caches cannot drift
-from them.
+call by call, so that these tests fail if the per-tool plan that the
+dispatcher caches drifts from them.
 """
 
 from __future__ import annotations
