@@ -399,6 +399,86 @@ def test_scrub_shared_container_twice() -> None:
     assert Redactor([PLAIN]).scrub([shared, shared]) == [[REDACTED], [REDACTED]]
 
 
+def test_copy_on_write_returns_clean_value() -> None:
+    value = {"a": ["plain", {"b": ("text", 1)}], "c": None}
+
+    assert Redactor([PLAIN]).scrub_copy_on_write(value) is value
+    assert Redactor.empty().scrub_copy_on_write(value) is value
+
+
+def test_copy_on_write_scrubs_like_scrub() -> None:
+    redactor = Redactor([PLAIN, SPECIAL])
+    value = {"a": ["plain", {PLAIN: quote(SPECIAL, safe="")}], "b": (f"x {PLAIN}",)}
+    original = copy.deepcopy(value)
+
+    scrubbed = redactor.scrub_copy_on_write(value)
+
+    assert scrubbed == redactor.scrub(value)
+    assert scrubbed == {"a": ["plain", {REDACTED: REDACTED}], "b": (f"x {REDACTED}",)}
+    assert value == original
+
+
+def test_copy_on_write_secret_across_strings() -> None:
+    # The joined search finds the secret across the separator, so `scrub` runs and
+    # returns an equal copy.
+    halves = [PLAIN[:12], PLAIN[12:]]
+
+    assert Redactor([PLAIN]).scrub_copy_on_write(halves) == halves
+
+
+def test_copy_on_write_rejects_reference_cycle() -> None:
+    value: list[object] = ["a"]
+    value.append({"self": value})
+
+    with pytest.raises(ValueError, match="contains itself"):
+        Redactor([PLAIN]).scrub_copy_on_write(value)
+
+
+def test_copy_on_write_shared_container_twice() -> None:
+    shared = ["clean"]
+    value = [shared, shared]
+
+    assert Redactor([PLAIN]).scrub_copy_on_write(value) is value
+    assert Redactor([PLAIN]).scrub_copy_on_write([[PLAIN], [PLAIN]]) == [[REDACTED], [REDACTED]]
+
+
+def test_copy_on_write_deep_nesting() -> None:
+    value: list[object] = [PLAIN]
+    for _ in range(100_000):
+        value = [value]
+
+    scrubbed = Redactor([PLAIN]).scrub_copy_on_write(value)
+
+    assert scrubbed is not value
+    node = scrubbed
+    while isinstance(node, list) and isinstance(node[0], list):
+        node = node[0]
+    assert node == [REDACTED]
+
+
+_JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_PLANTED = st.sampled_from([PLAIN, f"id {PLAIN}.", quote(SPECIAL, safe=""), PLAIN.encode().hex()])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.recursive(
+        _JSON_LEAVES | _PLANTED,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=4) | _PLANTED, children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_copy_on_write_equals_scrub(value: object) -> None:
+    redactor = Redactor([PLAIN, SPECIAL])
+
+    scrubbed = redactor.scrub_copy_on_write(value)
+
+    assert scrubbed == redactor.scrub(value)
+
+
 def test_ten_megabyte_string() -> None:
     rng = random.Random(1234)
     alphabet = string.ascii_letters + string.digits + "-_"

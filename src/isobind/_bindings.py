@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -22,22 +23,31 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 
 from ._approval import ApprovalRequest, Approver, ask
-from ._budget import RateWindows, RunBudget
+from ._budget import BudgetLimits, RateWindows, RunBudget
 from ._egress import EGRESS_KEY, EgressGateway
 from ._errors import describe_exception
 from ._functions import FunctionTools
 from ._inputs import describe_input_error
 from ._json_tree import map_leaves
-from ._policy import Denial, ServerPolicy, check_arguments, check_tool, matching_rules, name_matches
+from ._policy import (
+    Denial,
+    ServerPolicy,
+    ToolRule,
+    check_rule_arguments,
+    check_tool,
+    matching_rules,
+    name_matches,
+)
 from ._redact import Scrubber
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
+from ._schema_check import QuickCheck, compile_quick_check
 from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api
 from ._upstream import McpConnection
 
-__all__ = ["CallDispatcher", "CallObserver", "ToolRegistry"]
+__all__ = ["CallDispatcher", "CallObserver", "ToolPlan", "ToolRegistry"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +60,41 @@ MAX_INPUT_CHARS = 8_000_000
 _MAX_ERROR_CHARS = 4_000
 
 
+@dataclass(frozen=True, slots=True)
+class ToolPlan:
+    """The facts that the checks of one tool's calls need, worked out on its first call.
+
+    It depends only on the tool, its server's policy and the registry's
+    settings. A `Toolbox` builds a new registry when a tool list changes.
+    """
+
+    label: str
+    """The tool's name in messages: ``tools.<server>.<tool>``."""
+    span_attributes: Mapping[str, str]
+    policy: ServerPolicy
+    denial: Denial | None
+    """The rule that rejects the tool whatever its input (`check_tool`), or `None`."""
+    rules: tuple[tuple[str, ToolRule], ...]
+    """The ``tools`` entries of the policy whose glob matches the tool (`matching_rules`)."""
+    limits: BudgetLimits
+    approval_rule: str | None
+    """The key path of the first rule that requires approval, or `None`."""
+    reads_only: bool
+    validator: Any
+    """The JSON Schema validator of the input, or `None` when the schema is invalid.
+
+    It is `None` for a denied tool too, because its calls never reach validation.
+    """
+    quick_check: QuickCheck | None
+    """A check that proves most valid inputs valid without `validator` (`_schema_check`)."""
+
+
 class ToolRegistry:
-    """Everything a call needs, shared by all runs of one `Toolbox`."""
+    """Everything a call needs, shared by all runs of one `Toolbox`.
+
+    Its settings must not change after the first call, because each tool's
+    `ToolPlan` is worked out from them once.
+    """
 
     def __init__(
         self,
@@ -78,6 +121,38 @@ class ToolRegistry:
         self.windows = windows if windows is not None else RateWindows()
         self.egress = egress
         self._validators: dict[tuple[str, str], Any] = {}
+        self._plans: dict[tuple[str, str], ToolPlan] = {}
+
+    def plan(self, tool: ToolSpec) -> ToolPlan:
+        """Return the cached `ToolPlan` of `tool`, working it out on the first call."""
+        key = (tool.server, tool.name)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._new_plan(tool)
+        return plan
+
+    def _new_plan(self, tool: ToolSpec) -> ToolPlan:
+        policy = self.policies.get(tool.server)
+        if policy is None:
+            policy = ServerPolicy.default()
+        denial = check_tool(tool, policy)
+        # A denied tool's input is never validated, so its schema is not even checked.
+        validator = self.validator(tool) if denial is None else None
+        quick_check = None
+        if validator is not None:
+            quick_check = compile_quick_check(tool.input_schema, validator)
+        return ToolPlan(
+            label=f"tools.{tool.server}.{tool.name}",
+            span_attributes={"isobind.server": tool.server, "isobind.tool": tool.name},
+            policy=policy,
+            denial=denial,
+            rules=tuple(matching_rules(tool, policy)),
+            limits=BudgetLimits.of(tool, policy),
+            approval_rule=_approval_rule(tool, policy, approve_writes=self.approve_writes),
+            reads_only=_reads_only(tool),
+            validator=validator,
+            quick_check=quick_check,
+        )
 
     def validator(self, tool: ToolSpec) -> Any:
         """Return a cached JSON Schema validator for the tool's input, or `None`."""
@@ -122,20 +197,21 @@ class CallDispatcher:
 
     async def __call__(self, request: CallRequest) -> CallReply:
         started = time.monotonic()
-        if request.server == EGRESS_KEY and self.registry.egress is not None:
-            return await self._fetch(self.registry.egress, request, started)
-        tool = self.registry.api.bindings.get((request.server, request.tool))
+        registry = self.registry
+        if request.server == EGRESS_KEY and registry.egress is not None:
+            return await self._fetch(registry.egress, request, started)
+        tool = registry.api.bindings.get((request.server, request.tool))
         if tool is None:
             return CallReply.failure(
                 "ToolError", f"tools.{request.server}.{request.tool} is not a known tool"
             )
-        attributes = {"isobind.server": tool.server, "isobind.tool": tool.name}
-        with self.registry.telemetry.span("isobind.call", attributes) as span:
-            arguments, reply = self._parse_input(tool, request.input_text)
+        plan = registry.plan(tool)
+        with registry.telemetry.span("isobind.call", plan.span_attributes) as span:
+            arguments, reply = _parse_input(plan, request.input_text)
             dry_run = False
             if reply is None:
                 try:
-                    reply, dry_run = await self._checked_call(tool, arguments)
+                    reply, dry_run = await self._checked_call(tool, plan, arguments, request)
                 except asyncio.CancelledError:
                     # The run ended (time limit, or it returned without awaiting
                     # the call) while the upstream call was in flight.
@@ -204,66 +280,34 @@ class CallDispatcher:
         except Exception:
             logger.exception("call observer failed for tool %s of %s", record.tool, record.server)
 
-    def _parse_input(
-        self, tool: ToolSpec, input_text: str
-    ) -> tuple[dict[str, Any], CallReply | None]:
-        label = f"tools.{tool.server}.{tool.name}"
-        if len(input_text) > MAX_INPUT_CHARS:
-            return {}, CallReply.failure(
-                "ToolInputError",
-                f"{label}: the input is {len(input_text)} characters of JSON, over the "
-                f"limit of {MAX_INPUT_CHARS}",
-            )
-        try:
-            arguments = json.loads(input_text)
-        except RecursionError:
-            return {}, CallReply.failure(
-                "ToolInputError", f"{label}: the input is nested too deeply to parse"
-            )
-        except ValueError as error:
-            return {}, CallReply.failure("ToolInputError", f"{label}: invalid JSON: {error}")
-        if not isinstance(arguments, dict):
-            return {}, CallReply.failure("ToolInputError", f"{label}: the input must be an object")
-        if not _is_well_formed(arguments, input_text):
-            return {}, CallReply.failure(
-                "ToolInputError",
-                f"{label}: the input contains a lone UTF-16 surrogate, which cannot be sent "
-                "as UTF-8. Remove it or use String.prototype.toWellFormed()",
-            )
-        return arguments, None
-
     async def _checked_call(
-        self, tool: ToolSpec, arguments: dict[str, Any]
+        self, tool: ToolSpec, plan: ToolPlan, arguments: dict[str, Any], request: CallRequest
     ) -> tuple[CallReply, bool]:
         """Check the call and make it; the flag is true when a dry run refused it."""
-        registry = self.registry
-        policy = registry.policies.get(tool.server, ServerPolicy.default())
-        denial = check_tool(tool, policy)
-        if denial is not None:
-            return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
-        invalid = self._validate(tool, arguments)
+        if plan.denial is not None:
+            return CallReply.failure("PermissionDeniedError", plan.denial.message(tool)), False
+        invalid = self._validate(plan, arguments)
         if invalid is not None:
-            return CallReply.failure("ToolInputError", registry.redactor.scrub_text(invalid)), False
-        denial = check_arguments(tool, policy, arguments)
+            scrubbed = self.registry.redactor.scrub_text(invalid)
+            return CallReply.failure("ToolInputError", scrubbed), False
+        denial = check_rule_arguments(plan.rules, arguments)
         if denial is not None:
             return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
-        if self.dry_run and not _reads_only(tool):
+        if self.dry_run and not plan.reads_only:
             denial = Denial("dryRun", "this is a dry run and the tool is not annotated read-only")
             return CallReply.failure("PermissionDeniedError", denial.message(tool)), True
-        denial = self.budget.spend(tool, policy)
-        if denial is None:
-            denial = await self._approve(tool, policy, arguments)
+        denial = self.budget.spend(plan.limits)
+        if denial is None and plan.approval_rule is not None:
+            denial = await self._approve(tool, plan.approval_rule, arguments)
         if denial is not None:
             return CallReply.failure("PermissionDeniedError", denial.message(tool)), False
-        return await self._call(tool, arguments), False
+        return await self._call(tool, arguments, request.input_text), False
 
-    async def _approve(
-        self, tool: ToolSpec, policy: ServerPolicy, arguments: dict[str, Any]
-    ) -> Denial | None:
-        """Ask the approver when a rule requires it; return the rule when it does not agree."""
-        rule = _approval_rule(tool, policy, approve_writes=self.registry.approve_writes)
-        if rule is None:
-            return None
+    async def _approve(self, tool: ToolSpec, rule: str, arguments: dict[str, Any]) -> Denial | None:
+        """Ask the approver about a call that `rule` requires approval for.
+
+        Return `None` when the approver agrees, else a denial by `rule`.
+        """
         approver = self.registry.approver
         if approver is None:
             return Denial(rule, "the call needs approval and no approver is configured")
@@ -282,12 +326,15 @@ class CallDispatcher:
             return Denial(rule, "the approver rejected the call")
         return None
 
-    async def _call(self, tool: ToolSpec, arguments: dict[str, Any]) -> CallReply:
+    async def _call(self, tool: ToolSpec, arguments: dict[str, Any], input_text: str) -> CallReply:
         registry = self.registry
         source = registry.sources[tool.server]
         try:
             if isinstance(source, FunctionTools):
-                value = await source.call(tool.name, arguments)
+                # The function gets its own parse of the input. Then a function that
+                # changes its arguments in place cannot change `arguments`, which the
+                # call record keeps without a copy.
+                value = await source.call(tool.name, json.loads(input_text))
             else:
                 result = await source.call_tool(tool.name, arguments)
                 if result.is_error:
@@ -301,20 +348,27 @@ class CallDispatcher:
             return CallReply.failure(
                 "ToolError", f"tools.{tool.server}.{tool.name} failed: {message}"
             )
-        return CallReply.success(to_json_text(registry.redactor.scrub(value)))
+        # The value is serialised at once, so a copy would serve no purpose.
+        return CallReply.success(to_json_text(registry.redactor.scrub_copy_on_write(value)))
 
-    def _validate(self, tool: ToolSpec, arguments: dict[str, Any]) -> str | None:
-        validator = self.registry.validator(tool)
+    def _validate(self, plan: ToolPlan, arguments: dict[str, Any]) -> str | None:
+        validator = plan.validator
         if validator is None:
             return None
+        if plan.quick_check is not None:
+            try:
+                if plan.quick_check(arguments):
+                    return None
+            except RecursionError:
+                pass  # jsonschema decides, and reports the nesting if it fails too
         try:
             error = jsonschema_exceptions.best_match(validator.iter_errors(arguments))
         except RecursionError:
-            return f"tools.{tool.server}.{tool.name}: the input is nested too deeply to check"
+            return f"{plan.label}: the input is nested too deeply to check"
         if error is None:
             return None
         detail = self.registry.redactor.scrub_text(describe_input_error(error))
-        return f"tools.{tool.server}.{tool.name}: {_truncate(detail, 1000)}"
+        return f"{plan.label}: {_truncate(detail, 1000)}"
 
     def _error_text(self, tool: ToolSpec, result: types.CallToolResult) -> str:
         texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
@@ -332,15 +386,17 @@ class CallDispatcher:
         *,
         dry_run: bool,
     ) -> None:
-        redactor = self.registry.redactor
         recorded_input: Any = arguments if arguments or input_text == "{}" else input_text[:1000]
+        # The record may keep `arguments` itself, because after the parse only
+        # read-only checks and an MCP request have used it.
+        recorded_input = self.registry.redactor.scrub_copy_on_write(recorded_input)
         error = None
         if not reply.ok:
             error = {"name": reply.error_name, "message": reply.error_message}
         record = CallRecord(
             server=tool.server,
             tool=tool.name,
-            input=redactor.scrub(recorded_input),
+            input=recorded_input,
             ok=reply.ok,
             error=error,
             duration_ms=(time.monotonic() - started) * 1000,
@@ -348,6 +404,33 @@ class CallDispatcher:
             start_ms=(started - self._origin) * 1000,
         )
         self.records.append(record)
+
+
+def _parse_input(plan: ToolPlan, input_text: str) -> tuple[dict[str, Any], CallReply | None]:
+    """Parse a call's input. On failure, return `{}` and the reply that explains it."""
+    if len(input_text) > MAX_INPUT_CHARS:
+        return {}, CallReply.failure(
+            "ToolInputError",
+            f"{plan.label}: the input is {len(input_text)} characters of JSON, over the "
+            f"limit of {MAX_INPUT_CHARS}",
+        )
+    try:
+        arguments = json.loads(input_text)
+    except RecursionError:
+        return {}, CallReply.failure(
+            "ToolInputError", f"{plan.label}: the input is nested too deeply to parse"
+        )
+    except ValueError as error:
+        return {}, CallReply.failure("ToolInputError", f"{plan.label}: invalid JSON: {error}")
+    if not isinstance(arguments, dict):
+        return {}, CallReply.failure("ToolInputError", f"{plan.label}: the input must be an object")
+    if not _is_well_formed(arguments, input_text):
+        return {}, CallReply.failure(
+            "ToolInputError",
+            f"{plan.label}: the input contains a lone UTF-16 surrogate, which cannot be sent "
+            "as UTF-8. Remove it or use String.prototype.toWellFormed()",
+        )
+    return arguments, None
 
 
 # Methods that RFC 9110 defines as safe, which a dry run lets through.

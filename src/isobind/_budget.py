@@ -8,12 +8,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._policy import Denial, RateLimit, ServerPolicy, matching_rules
 from ._tools import ToolSpec
 
-__all__ = ["RateWindows", "RunBudget"]
+__all__ = ["BudgetLimits", "RateWindows", "RunBudget"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,22 +141,23 @@ def _used_up(key: str, limit: RateLimit) -> Denial:
     return Denial(key, f"the rate limit of {limit.calls} calls per {limit.seconds:g} s is used up")
 
 
-class RunBudget:
-    """Calls counted in one run against the per-run limits of the policies.
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """The per-run and rate limits that one tool's calls count against.
 
-    A server's limits count the calls of all its tools together. A ``tools``
-    entry's limits count each matching tool on its own, so ``"*"`` with
-    ``maxCallsPerRun: 2`` allows two calls of every tool.
+    Each per-run limit is a rule's key path, the counter it uses and the max
+    calls. Each rate limit is a rule's key path, the name of its window and the
+    limit. They depend only on the tool and its server's policy, so the host
+    works them out once per tool.
     """
 
-    def __init__(self, windows: RateWindows) -> None:
-        self._windows = windows
-        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    per_run: tuple[tuple[str, tuple[str, str], int], ...] = ()
+    windows: tuple[tuple[str, str, RateLimit], ...] = ()
 
-    def spend(self, tool: ToolSpec, policy: ServerPolicy) -> Denial | None:
-        """Count one call of `tool`, or return the budget rule that it would break."""
+    @classmethod
+    def of(cls, tool: ToolSpec, policy: ServerPolicy) -> BudgetLimits:
+        """Collect the limits of the server and of each ``tools`` entry matching `tool`."""
         prefix = f"isobind.servers.{tool.server}"
-        # Each limit: the rule's key path, the counter it uses, and the limit.
         per_run: list[tuple[str, tuple[str, str], int]] = []
         windows: list[tuple[str, str, RateLimit]] = []
         if policy.max_calls_per_run is not None:
@@ -171,13 +173,30 @@ class RunBudget:
             if rule.rate_limit is not None:
                 window_key = f"{key}.rateLimit"
                 windows.append((window_key, f"{window_key}\x00{tool.name}", rule.rate_limit))
+        return cls(tuple(per_run), tuple(windows))
 
-        for key, counter, limit in per_run:
+
+class RunBudget:
+    """Calls counted in one run against the per-run limits of the policies.
+
+    A server's limits count the calls of all its tools together. A ``tools``
+    entry's limits count each matching tool on its own, so ``"*"`` with
+    ``maxCallsPerRun: 2`` allows two calls of every tool.
+    """
+
+    def __init__(self, windows: RateWindows) -> None:
+        self._windows = windows
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def spend(self, limits: BudgetLimits) -> Denial | None:
+        """Count one call against `limits`, or return the budget rule that it would break."""
+        for key, counter, limit in limits.per_run:
             if self._counts[counter] >= limit:
                 return Denial(key, f"the budget of {limit} calls per run is used up")
-        denial = self._windows.check(windows)
-        if denial is not None:
-            return denial
-        for _, counter, _ in per_run:
+        if limits.windows:
+            denial = self._windows.check(list(limits.windows))
+            if denial is not None:
+                return denial
+        for _, counter, _ in limits.per_run:
             self._counts[counter] += 1
         return None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -46,6 +46,7 @@ __all__ = [
     "ServerPolicy",
     "ToolRule",
     "check_arguments",
+    "check_rule_arguments",
     "check_tool",
     "matching_rules",
     "name_matches",
@@ -194,7 +195,18 @@ def check_arguments(
     A constrained argument that is absent from the input passes, because the
     tool's JSON Schema decides whether it is required.
     """
-    for rule_key, rule in matching_rules(tool, policy):
+    return check_rule_arguments(matching_rules(tool, policy), arguments)
+
+
+def check_rule_arguments(
+    rules: Sequence[tuple[str, ToolRule]], arguments: Mapping[str, Any]
+) -> Denial | None:
+    """Return the first constraint in `rules` that `arguments` breaks, or `None`.
+
+    `rules` is what `matching_rules` returns for the tool, which the host lists
+    once per tool instead of once per call.
+    """
+    for rule_key, rule in rules:
         for name, constraint in rule.arguments.items():
             if name not in arguments:
                 continue

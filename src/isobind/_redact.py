@@ -400,6 +400,22 @@ class Redactor:
 
         return map_leaves(value, scrub_flagged)
 
+    def scrub_copy_on_write(self, value: object) -> object:
+        """Return `value` itself when none of its strings contains a secret, else `scrub(value)`.
+
+        The search is the one `scrub` makes, without building a copy first. Use it
+        only where nothing changes `value` afterwards, because the result may be
+        `value`.
+
+        Raises:
+            ValueError: `value` contains itself.
+        """
+        if not self._matcher:
+            return value
+        if not self._strings_with_secrets(_strings_of(value)):
+            return value
+        return self.scrub(value)
+
     def __bool__(self) -> bool:
         return bool(self._matcher)
 
@@ -447,6 +463,90 @@ class Redactor:
             candidates[bisect.bisect_right(starts, start) - 1]
             for start, _ in self._matcher.find_spans(joined)
         }
+
+
+# `_strings_of` walks this many levels by recursion, which is faster for the small
+# values of most tool calls. A deeper value is walked again with an explicit stack.
+_RECURSIVE_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    """Raised by `_collect_strings` below `_RECURSIVE_DEPTH` levels."""
+
+
+def _strings_of(value: object) -> list[str]:
+    """Return the strings in `value`, dict keys included, without copying it.
+
+    Raises:
+        ValueError: `value` contains itself.
+    """
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, dict | list | tuple):
+        return []
+    strings: list[str] = []
+    try:
+        _collect_strings(value, strings, _RECURSIVE_DEPTH)
+    except (_TooDeep, RecursionError):
+        # Deep nesting or a reference cycle, so walk again with a stack that finds cycles.
+        strings = _collect_strings_deep(value)
+    return strings
+
+
+def _collect_strings(
+    container: dict[object, object] | list[object] | tuple[object, ...],
+    strings: list[str],
+    depth: int,
+) -> None:
+    if depth == 0:
+        raise _TooDeep
+    children: Iterable[object]
+    if isinstance(container, dict):
+        children = itertools.chain.from_iterable(container.items())
+    else:
+        children = container
+    for child in children:
+        if isinstance(child, str):
+            strings.append(child)
+        elif isinstance(child, dict | list | tuple):
+            _collect_strings(child, strings, depth - 1)
+
+
+def _collect_strings_deep(
+    value: dict[object, object] | list[object] | tuple[object, ...],
+) -> list[str]:
+    strings: list[str] = []
+    # Each frame: a container and the iterator over its children. `on_path` contains
+    # the containers on the way down, so a container reached twice side by side is
+    # walked twice, as `map_leaves` walks it, but one inside itself is rejected.
+    stack: list[tuple[object, Iterator[object]]] = []
+    on_path: set[int] = set()
+
+    def push(container: dict[object, object] | list[object] | tuple[object, ...]) -> None:
+        if id(container) in on_path:
+            raise ValueError(
+                f"cannot scrub a {type(container).__name__} that contains itself. "
+                "Pass data without reference cycles."
+            )
+        on_path.add(id(container))
+        if isinstance(container, dict):
+            stack.append((container, itertools.chain.from_iterable(container.items())))
+        else:
+            stack.append((container, iter(container)))
+
+    push(value)
+    while stack:
+        container, children = stack[-1]
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                push(child)
+                break
+            if isinstance(child, str):
+                strings.append(child)
+        else:
+            stack.pop()
+            on_path.discard(id(container))
+    return strings
 
 
 def _normalize_secrets(secrets: Iterable[str]) -> frozenset[str]:
@@ -641,6 +741,8 @@ class Scrubber(Protocol):
 
     def contains_secret(self, text: str) -> bool: ...
 
+    def scrub_copy_on_write(self, value: object) -> object: ...
+
 
 class LiveRedactor:
     """A redactor to which secrets can be added while it is in use.
@@ -675,6 +777,9 @@ class LiveRedactor:
 
     def scrub(self, value: object) -> object:
         return self._redactor.scrub(value)
+
+    def scrub_copy_on_write(self, value: object) -> object:
+        return self._redactor.scrub_copy_on_write(value)
 
     def find_spans(self, text: str) -> list[tuple[int, int]]:
         return self._redactor.find_spans(text)
