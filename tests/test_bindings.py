@@ -98,7 +98,6 @@ async def test_plan_worked_out_once(toolbox: Toolbox) -> None:
 
     assert registry.plan(tool) is plan
     assert plan.validator is registry.validator(tool)
-    assert plan.quick_check is not None
     assert plan.label == "tools.fn.weather"
 
 
@@ -132,8 +131,8 @@ async def test_validation_matches_jsonschema(toolbox: Toolbox, input_text: str) 
         assert SECRET not in reply.error_message
 
 
-async def test_deep_input_checked_by_jsonschema(toolbox: Toolbox) -> None:
-    # The quick check raises RecursionError on this input, so jsonschema decides.
+async def test_deep_input_named_too_deep(toolbox: Toolbox) -> None:
+    # jsonschema recurses once per level, so 300 levels of a recursive schema exhaust it.
     node: dict[str, Any] = {"value": 0}
     for _ in range(300):
         node = {"value": 0, "children": [node]}

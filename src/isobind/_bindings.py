@@ -41,7 +41,6 @@ from ._policy import (
 from ._redact import Scrubber
 from ._result import CallRecord
 from ._sandbox import CallReply, CallRequest
-from ._schema_check import QuickCheck, compile_quick_check
 from ._telemetry import Telemetry, finish_span
 from ._tools import ToolSpec
 from ._typescript import Api
@@ -85,8 +84,6 @@ class ToolPlan:
 
     It is `None` for a denied tool too, because its calls never reach validation.
     """
-    quick_check: QuickCheck | None
-    """A check that proves most valid inputs valid without `validator` (`_schema_check`)."""
 
 
 class ToolRegistry:
@@ -138,9 +135,6 @@ class ToolRegistry:
         denial = check_tool(tool, policy)
         # A denied tool's input is never validated, so its schema is not even checked.
         validator = self.validator(tool) if denial is None else None
-        quick_check = None
-        if validator is not None:
-            quick_check = compile_quick_check(tool.input_schema, validator)
         return ToolPlan(
             label=f"tools.{tool.server}.{tool.name}",
             span_attributes={"isobind.server": tool.server, "isobind.tool": tool.name},
@@ -151,7 +145,6 @@ class ToolRegistry:
             approval_rule=_approval_rule(tool, policy, approve_writes=self.approve_writes),
             reads_only=_reads_only(tool),
             validator=validator,
-            quick_check=quick_check,
         )
 
     def validator(self, tool: ToolSpec) -> Any:
@@ -355,12 +348,6 @@ class CallDispatcher:
         validator = plan.validator
         if validator is None:
             return None
-        if plan.quick_check is not None:
-            try:
-                if plan.quick_check(arguments):
-                    return None
-            except RecursionError:
-                pass  # jsonschema decides, and reports the nesting if it fails too
         try:
             error = jsonschema_exceptions.best_match(validator.iter_errors(arguments))
         except RecursionError:
