@@ -2,7 +2,7 @@
 
 Run from the repository root (after `pip install -e .`):
 
-    python bench/bench_sandbox.py [--runs N] [--workers N]
+    python bench/bench_sandbox.py [--runs N] [--workers N] [--no-pin]
 
 Prints medians and ratios. Every figure comes from this one run, so load on
 a shared machine slows the baseline and isobind alike; compare the ratios.
@@ -144,7 +144,7 @@ def idle_isolate_bytes(count: int) -> dict[str, float]:
     return figures
 
 
-async def measure(runs: int, workers: int) -> None:
+async def measure(runs: int, workers: int, *, pin_cpus: bool = True) -> None:
     tools = FunctionTools("bench", [ping], read_only=True)
     sequential = f"for (let i = 0; i < {SEQUENTIAL_CALLS}; i++) await tools.bench.ping();"
     concurrent = (
@@ -152,7 +152,7 @@ async def measure(runs: int, workers: int) -> None:
         "calls.push(tools.bench.ping()); await Promise.all(calls);"
     )
     limits = Limits(max_concurrent_calls=CONCURRENT_CALLS)
-    in_workers = SandboxSettings(workers=workers)
+    in_workers = SandboxSettings(workers=workers, pin_cpus=pin_cpus)
     in_process = SandboxSettings(mode="inprocess")
     async with (
         Toolbox(functions=[tools], limits=limits, sandbox=in_workers) as pool,
@@ -229,8 +229,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="timed runs per figure")
     parser.add_argument("--workers", type=int, default=2, help="worker processes in the pool")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the workers run on any CPU (pin_cpus=False)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(measure(arguments.runs, arguments.workers))
+    asyncio.run(measure(arguments.runs, arguments.workers, pin_cpus=not arguments.no_pin))
 
 
 if __name__ == "__main__":
