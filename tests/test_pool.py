@@ -295,3 +295,23 @@ async def test_preconfigured_isolate_needs_same_configuration() -> None:
     assert outcome.error is not None
     assert outcome.error["name"] == "SandboxError"
     await wait_closed()
+
+
+async def test_closing_pool_ends_runs_in_flight() -> None:
+    STARTED.clear()
+    tools = FunctionTools("t", [mark_started], read_only=True)
+    box = Toolbox(functions=[tools], sandbox=SandboxSettings(workers=1))
+    await box.__aenter__()
+    code = "await tools.t.mark_started(); while (true) {}"
+    run = asyncio.create_task(box.execute(code, timeout=60))
+    async with asyncio.timeout(10):
+        await STARTED.wait()
+    await asyncio.sleep(0.05)
+
+    async with asyncio.timeout(10):
+        await box.__aexit__(None, None, None)
+        result = await run
+
+    assert result.error is not None
+    assert result.error.name == "WorkerCrashedError"
+    assert "pool was closed" in result.error.message

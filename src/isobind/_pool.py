@@ -689,7 +689,8 @@ class WorkerPool:
             task.cancel()
         workers, self._workers = self._workers, []
         for worker in workers:
-            worker.alive = False
+            # Runs still in flight end now instead of at their time limit.
+            worker.fail("the sandbox pool was closed while the run was in flight")
             if worker.process.stdin is not None:
                 worker.process.stdin.close()
         await asyncio.gather(*(_reap(worker, grace=1.0) for worker in workers))
