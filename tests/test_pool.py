@@ -298,14 +298,20 @@ async def test_preconfigured_isolate_needs_same_configuration() -> None:
 
 
 async def test_closing_pool_ends_runs_in_flight() -> None:
-    STARTED.clear()
-    tools = FunctionTools("t", [mark_started], read_only=True)
+    started = asyncio.Event()
+
+    async def signal_start() -> str:
+        """Tell the test that the run has started."""
+        started.set()
+        return "started"
+
+    tools = FunctionTools("t", [signal_start], read_only=True)
     box = Toolbox(functions=[tools], sandbox=SandboxSettings(workers=1))
     await box.__aenter__()
-    code = "await tools.t.mark_started(); while (true) {}"
+    code = "await tools.t.signal_start(); while (true) {}"
     run = asyncio.create_task(box.execute(code, timeout=60))
     async with asyncio.timeout(10):
-        await STARTED.wait()
+        await started.wait()
     await asyncio.sleep(0.05)
 
     async with asyncio.timeout(10):

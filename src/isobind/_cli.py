@@ -702,6 +702,8 @@ def serve_command(
             "--max-runs", help="Runs executing at once over all clients; more wait.", min=1
         ),
     ] = 32,
+    timeout: Annotated[float | None, _timeout_option("each code run")] = None,
+    memory_mb: Annotated[int | None, _memory_option("each code run")] = None,
     audit: Annotated[
         Path | None, typer.Option(help="Append an audit record (JSON Lines) to this file.")
     ] = None,
@@ -734,9 +736,11 @@ def serve_command(
     def announce(url: str) -> None:
         print(f"isobind: serving MCP at {url}", file=sys.stderr, flush=True)
 
+    limits = loaded.run_limits(timeout=timeout, memory_mb=memory_mb)
+
     async def run() -> None:
         settings = _sandbox_settings(loaded, sandbox, workers)
-        async with _new_toolbox(loaded, sandbox=settings, audit=audit) as toolbox:
+        async with _new_toolbox(loaded, sandbox=settings, audit=audit, limits=limits) as toolbox:
             await serve(toolbox, options, on_listening=announce)
 
     try:

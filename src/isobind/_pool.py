@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -45,12 +46,14 @@ from py_mini_racer._exc import JSTerminatedException
 
 from ._errors import ClosedError, SandboxError
 from ._lockdown import LockdownReport
-from ._protocol import ProtocolError, encode_frame, read_frame
+from ._protocol import MAX_FRAME_BYTES, ProtocolError, encode_frame, read_frame
 from ._sandbox import (
     CallHandler,
     Configuration,
     EngineLost,
     Limits,
+    OversizedOutput,
+    RunEnded,
     SandboxOutcome,
     _close_in_background,
     configuration_of,
@@ -89,11 +92,14 @@ class SandboxSettings:
     """RLIMIT_NOFILE of a worker."""
     network_namespace: bool = True
     """Move each worker into a new network namespace (needs unprivileged user namespaces)."""
-    pin_cpus: bool = True
+    pin_cpus: bool = False
     """Pin each worker to one CPU, spreading the workers over the CPUs this process may use.
 
     A worker's threads then hand work to each other on one CPU, which on a
-    virtual machine costs a fraction of waking another CPU."""
+    virtual machine costs a fraction of waking another one: trivial runs
+    cost about 15% less CPU. It is off by default because a pinned worker
+    cannot follow the host to its CPU, which makes each tool call slower,
+    and a busy run takes CPU from the other runs on its worker."""
     stack_kb: int = 984
     """V8's stack limit per isolate in KiB (V8's own default is 984).
 
@@ -106,6 +112,10 @@ class SandboxSettings:
             raise ValueError(f"mode must be 'workers' or 'inprocess', not {self.mode!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if not (math.isfinite(self.start_timeout) and self.start_timeout > 0):
+            raise ValueError(f"start_timeout must be above 0 seconds, not {self.start_timeout}")
+        if not (math.isfinite(self.kill_grace) and self.kill_grace >= 0):
+            raise ValueError(f"kill_grace must be 0 seconds or more, not {self.kill_grace}")
         # mini-racer runs each isolate on a thread with glibc's default stack
         # (8 MiB under the usual RLIMIT_STACK); 2 MiB stays well inside it.
         if not 64 <= self.stack_kb <= 2048:
@@ -133,6 +143,7 @@ _ENGINE_ERRORS: dict[str, type[JSEvalException]] = {
         JSTerminatedException,
         JSValueError,
         JSKeyError,
+        OversizedOutput,
     )
 }
 
@@ -216,6 +227,7 @@ class RemoteIsolate:
         self.broken = False
         self.started = False
         self.on_lost: Callable[[EngineLost], None] | None = None
+        self.stopped_at_limit = False
         self._batches: dict[int, _RemoteBatch] = {}
         self._batch_ids = itertools.count(1)
         self._memory_limit: int | None = None
@@ -251,7 +263,18 @@ class RemoteIsolate:
         if self._memory_limit is not None:
             message["memory"] = self._memory_limit
             self._memory_limit = None
-        self.worker.send(message, urgent=False)
+        frame_size = self.worker.send(message, urgent=False)
+        if frame_size > MAX_FRAME_BYTES:
+            raise RunEnded(
+                {
+                    "name": "InputTooLargeError",
+                    "message": (
+                        f"The code or a tool result makes a message of {frame_size} bytes to "
+                        f"the sandbox, over the limit of {MAX_FRAME_BYTES}. Pass less data "
+                        "at once, for example by asking the tool for a smaller result."
+                    ),
+                }
+            )
         if not self.started:
             # The worker prepares the next isolates once the run has started.
             self.started = True
@@ -301,7 +324,9 @@ class RemoteIsolate:
             return
         self._closing = True
         worker = self.worker
-        busy = bool(self._batches)
+        # A run stopped at its time limit may have left its worker stuck even
+        # with no batch running, as when the worker is stopped during a tool call.
+        busy = bool(self._batches) or self.stopped_at_limit
         for batch in self._batches.values():
             batch.abandon()
         self._batches.clear()
@@ -370,7 +395,7 @@ class _Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def send(self, message: dict[str, Any], *, urgent: bool = True) -> None:
+    def send(self, message: dict[str, Any], *, urgent: bool = True) -> int:
         """Queue `message` for the worker; queued messages go out in one write.
 
         Each write wakes the worker, which on a virtual machine costs the
@@ -379,8 +404,12 @@ class _Worker:
         waits up to `_LAZY_FLUSH_DELAY` for an urgent one.
         """
         if not self.alive:
-            return
-        self._outbox.append(encode_frame(message))
+            return 0
+        frame = encode_frame(message)
+        if len(frame) > MAX_FRAME_BYTES + 4:
+            # The worker would reject it and exit; the caller reports it instead.
+            return len(frame) - 4
+        self._outbox.append(frame)
         loop = asyncio.get_running_loop()
         if urgent and not self._flush_soon:
             self._flush_soon = True
@@ -390,6 +419,7 @@ class _Worker:
             loop.call_soon(self.flush)
         elif not urgent and not self._flush_soon and self._flush_later is None:
             self._flush_later = loop.call_later(_LAZY_FLUSH_DELAY, self.flush)
+        return len(frame) - 4
 
     def flush(self) -> None:
         """Write every queued message now."""
@@ -448,6 +478,7 @@ class WorkerPool:
         self._probe_module = _probe_module
         self._workers: list[_Worker] = []
         self._starting_cpus: list[int] = []
+        self._reaping: set[asyncio.Task[None]] = set()
         self._starting: dict[int, asyncio.Task[_Worker]] = {}
         self._numbers = itertools.count(1)
         self._run_ids = itertools.count(1)
@@ -474,7 +505,11 @@ class WorkerPool:
             number = next(self._numbers)
             self._starting[number] = asyncio.get_running_loop().create_task(self._spawn(number))
         if self._starting:
-            await asyncio.gather(*self._starting.values())
+            # Shielded: a caller that is cancelled while it waits must not
+            # cancel the start that other callers wait for.
+            starting = asyncio.gather(*self._starting.values())
+            starting.add_done_callback(_retrieve)
+            await asyncio.shield(starting)
 
     async def run(
         self,
@@ -498,7 +533,7 @@ class WorkerPool:
             outcome = await run_in_isolate(
                 code, api=api, handler=handler, limits=limits, filename=filename, isolate=isolate
             )
-            if isolate.broken:
+            if isolate.broken or isolate.stopped_at_limit:
                 # The run was stopped with its code still running. The result
                 # waits until the isolate has stopped, or its worker has been
                 # killed, so that no later run lands on a stuck worker.
@@ -585,7 +620,7 @@ class WorkerPool:
         except asyncio.CancelledError:
             # The pool closed while this worker started: do not leave it running.
             worker.kill()
-            asyncio.get_running_loop().create_task(_reap(worker))
+            self._track_reap(worker)
             raise
         worker.refill()
         self._record_lockdown(LockdownReport.from_dict(ready.get("lockdown", {})))
@@ -629,6 +664,11 @@ class WorkerPool:
         except (ProtocolError, KeyError, TypeError, ValueError) as error:
             logger.error("worker %d broke the protocol: %s; killing it", worker.number, error)
             reason = "it sent a malformed message"
+            self._fail_worker(worker, reason)
+            # Read to the end, or the pipe stays open and the exit is never collected.
+            with contextlib.suppress(Exception):
+                while await stdout.read(2**16):
+                    pass
         if worker.alive and reason == "it exited" and worker.stderr_task is not None:
             # The process is gone, so its stderr ends too; its last lines say why.
             with contextlib.suppress(TimeoutError):
@@ -675,7 +715,12 @@ class WorkerPool:
             )
             task = asyncio.get_running_loop().create_task(self._replace())
             task.add_done_callback(_log_replace_failure)
-        asyncio.get_running_loop().create_task(_reap(worker))
+        self._track_reap(worker)
+
+    def _track_reap(self, worker: _Worker) -> None:
+        task = asyncio.get_running_loop().create_task(_reap(worker))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     async def _replace(self) -> None:
         await self.start()
@@ -694,6 +739,8 @@ class WorkerPool:
             if worker.process.stdin is not None:
                 worker.process.stdin.close()
         await asyncio.gather(*(_reap(worker, grace=1.0) for worker in workers))
+        # Workers killed earlier, whose exit may not have been collected yet.
+        await asyncio.gather(*self._reaping, return_exceptions=True)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_workers", None):
@@ -757,6 +804,12 @@ async def _relay_stderr(worker: _Worker) -> None:
             dropped += 1
     if dropped:
         logger.warning("worker %d: %d more stderr lines not logged", worker.number, dropped)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark the future's exception as read; its waiters see it, if any are left."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_replace_failure(task: asyncio.Task[None]) -> None:

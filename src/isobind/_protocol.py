@@ -43,7 +43,8 @@ class ProtocolError(Exception):
 
 
 # One encoder for every frame: `json.dumps` with options builds a new one each call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# UTF-8 rather than \u escapes, so that non-ASCII text takes two or three bytes, not six.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:

@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -42,6 +43,7 @@ from py_mini_racer import (
     LibAlreadyInitializedError,
     init_mini_racer,
 )
+from py_mini_racer._exc import JSTerminatedException
 
 # NOTE: `_make_context` is private to mini-racer (pinned to 0.14 in
 # pyproject.toml). It is used instead of `MiniRacer` because `MiniRacer()` also
@@ -105,6 +107,28 @@ class Limits:
 
     Measured as the wall-clock time of the host's engine steps, so it is an
     upper bound on the CPU time the code used."""
+
+    def __post_init__(self) -> None:
+        # The config file and the CLI check these too; this covers Python callers.
+        for name in ("timeout", "cpu_time"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"{name} must be a finite number of seconds above 0, not {value!r}"
+                )
+        minimums = {
+            "memory_mb": 1,
+            "max_log_bytes": 0,
+            "max_result_bytes": 1,
+            "max_calls": 0,
+            "max_concurrent_calls": 1,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"{name} must be a whole number of at least {minimum}, not {value!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -369,6 +393,7 @@ class _Isolate:
         """Whether a batch was abandoned, so that its late results could mix with the next."""
         self.on_lost: Callable[[EngineLost], None] | None = None
         """Never called: an isolate in this process goes only with the process."""
+        self.stopped_at_limit = False
         # Only the host has it, and the bridge rejects calls without it.
         self.token = secrets.token_hex(16)
 
@@ -417,12 +442,20 @@ class _Isolate:
             logger.error("V8 isolate did not close within %.0f s", _CLOSE_TIMEOUT)
 
 
-class EngineLost(Exception):
-    """The engine running an isolate is gone (its worker process died); `error` ends the run."""
+class RunEnded(Exception):
+    """Ends a run with `error`, a failure the host detected outside the code."""
 
     def __init__(self, error: dict[str, Any]):
         super().__init__(error["message"])
         self.error = error
+
+
+class EngineLost(RunEnded):
+    """The engine running an isolate is gone: its worker process died."""
+
+
+class OversizedOutput(JSEvalException):
+    """A worker could not send a task's result, because it was over the channel's size limit."""
 
 
 class EngineBatchLike(Protocol):
@@ -443,6 +476,8 @@ class EngineIsolate(Protocol):
     configuration: Configuration | None
     on_lost: Callable[[EngineLost], None] | None
     """Called when the engine is gone while the run waits for something else."""
+    stopped_at_limit: bool
+    """Whether the run was stopped at its time limit, so its engine may be stuck."""
 
     def submit(
         self, sources: Sequence[str], notify_index: int | None = None
@@ -604,7 +639,10 @@ class _Run:
 
     def _code_failed(self, error: JSEvalException) -> None:
         """Record the error of the code's script as the code's, unless it is the engine's."""
-        if isinstance(error, JSOOMException) or self.isolate.memory_limit_reached():
+        if isinstance(error, (JSOOMException, JSTerminatedException)):
+            # The engine stopped the script (a close or the memory limit), not the parser.
+            raise error
+        if self.isolate.memory_limit_reached():
             raise error
         # A parse error, or, for code that closed the wrapper early, an error
         # thrown outside its main function.
@@ -975,6 +1013,7 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
             if message is not None:
                 await run.step_loop(message)
     except TimeoutError:
+        run.isolate.stopped_at_limit = True
         # NOTE: console output the isolate buffered since the last poll is lost
         # here: the isolate may still be busy, so it is not asked for it.
         run.outcome.error = {
@@ -986,8 +1025,10 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
         }
     except _LimitHit as hit:
         run.outcome.error = {"name": hit.name, "message": hit.message}
-    except EngineLost as lost:
-        run.outcome.error = lost.error
+    except RunEnded as ended:
+        run.outcome.error = ended.error
+    except OversizedOutput as error:
+        run.outcome.error = {"name": "ResultTooLargeError", "message": str(error)}
     except JSOOMException:
         run.outcome.error = _memory_error(limits)
     except Exception as error:
@@ -1063,6 +1104,7 @@ HOST_ERROR_NAMES = frozenset(
         "MemoryLimitExceeded",
         "StackLimitExceeded",
         "ResultTooLargeError",
+        "InputTooLargeError",
         "DeadlockError",
         "WorkerCrashedError",
         "SandboxError",

@@ -34,6 +34,7 @@ is over its limits, and kills the worker if the close is not confirmed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib.util
 import json
@@ -50,7 +51,7 @@ from py_mini_racer import JSEvalException
 from py_mini_racer._mini_racer import _make_context
 
 from ._lockdown import LockdownReport, enter_network_namespace, lock_down
-from ._protocol import encode_frame, read_frame_from
+from ._protocol import MAX_FRAME_BYTES, encode_frame, read_frame_from
 from ._sandbox import (
     Configuration,
     _bootstrap_template,
@@ -198,6 +199,22 @@ class _WorkerIsolate:
         return outcome[0]
 
 
+# A result whose text is longer than this is replaced when its frame is over the limit.
+_OVERSIZED_RESULT = MAX_FRAME_BYTES // 8
+
+
+def _bounded(result: Result) -> Result:
+    if result[0] and isinstance(result[1], str) and len(result[1]) > _OVERSIZED_RESULT:
+        return [
+            False,
+            "OversizedOutput",
+            f"The code's output to the host (its result, console output and tool-call "
+            f"inputs) is {len(result[1])} characters, too large to send. Return or log "
+            "less at once.",
+        ]
+    return result
+
+
 def _first_failure(results: Sequence[Result]) -> str | None:
     for result in results:
         if not result[0]:
@@ -225,7 +242,13 @@ class _Engine:
             thread.start()
 
     def send(self, message: dict[str, Any]) -> None:
-        frame = memoryview(encode_frame(message))
+        encoded = encode_frame(message)
+        if len(encoded) > MAX_FRAME_BYTES + 4 and message["op"] == "result":
+            # The host would reject the frame and kill this worker: send each
+            # oversized result as an error of its own instead.
+            message["results"] = [_bounded(result) for result in message["results"]]
+            encoded = encode_frame(message)
+        frame = memoryview(encoded)
         with self._write_lock:
             while frame:
                 written = os.write(self._channel_out, frame)
@@ -312,8 +335,9 @@ class _Engine:
             if isolate is None:
                 return
             # Preparing takes a few ms of CPU; a run that is starting goes first.
+            # A run stuck in its first batch delays each preparation by at most this.
             with self._idle:
-                self._idle.wait_for(lambda: self._starting == 0, timeout=0.05)
+                self._idle.wait_for(lambda: self._starting == 0, timeout=0.005)
             with isolate.lock:
                 if isolate.closed:
                     continue
@@ -435,6 +459,27 @@ def _serve(channel_in: int, channel_out: int, settings: dict[str, Any]) -> None:
         engine.stop()
 
 
+def _limit_thread_stacks(stack_kb: int) -> None:
+    """Give threads started from now on a stack of V8's limit plus 1 MiB, not glibc's 8 MiB.
+
+    Every isolate runs on a thread of its own, and each thread's stack counts
+    against RLIMIT_DATA, so with 8 MiB stacks a few hundred waiting runs used
+    up a worker's memory budget.
+    """
+    size = max(2 * 1024 * 1024, (stack_kb + 1024) * 1024)
+    try:
+        libc = ctypes.CDLL(None)
+        attributes = ctypes.create_string_buffer(128)  # larger than any pthread_attr_t
+        if libc.pthread_attr_init(attributes) != 0:
+            raise OSError("pthread_attr_init failed")
+        if libc.pthread_attr_setstacksize(attributes, ctypes.c_size_t(size)) != 0:
+            raise OSError("pthread_attr_setstacksize failed")
+        if libc.pthread_setattr_default_np(attributes) != 0:
+            raise OSError("pthread_setattr_default_np failed")
+    except (OSError, AttributeError) as error:
+        logger.warning("cannot set the default thread stack size; threads get 8 MiB: %s", error)
+
+
 def _pin(cpu: int | None) -> None:
     if cpu is None:
         return
@@ -454,6 +499,7 @@ def main(settings_text: str) -> None:
         level=logging.WARNING, stream=sys.stderr, format="isobind worker: %(message)s"
     )
     _pin(settings.get("cpu"))
+    _limit_thread_stacks(int(settings["stack_kb"]))
     settings["netns_failure"] = enter_network_namespace() if settings.get("netns") else "disabled"
 
     # The channel moves to new descriptors; stray output on fd 1 (a print, a
