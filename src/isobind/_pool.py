@@ -92,14 +92,14 @@ class SandboxSettings:
     """RLIMIT_NOFILE of a worker."""
     network_namespace: bool = True
     """Move each worker into a new network namespace (needs unprivileged user namespaces)."""
-    pin_cpus: bool = False
+    pin_cpus: bool = True
     """Pin each worker to one CPU, spreading the workers over the CPUs this process may use.
 
     A worker's threads then hand work to each other on one CPU, which on a
     virtual machine costs a fraction of waking another one: trivial runs
-    cost about 15% less CPU. It is off by default because a pinned worker
-    cannot follow the host to its CPU, which makes each tool call slower,
-    and a busy run takes CPU from the other runs on its worker."""
+    cost about 15% less CPU. A pinned worker cannot move to another CPU,
+    so a request after a pause waits for its CPU to wake up, and a busy
+    run takes CPU from the other runs on its worker."""
     stack_kb: int = 984
     """V8's stack limit per isolate in KiB (V8's own default is 984).
 
