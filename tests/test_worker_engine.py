@@ -1,4 +1,4 @@
-"""The worker process as the host sees it: framed engine tasks in, results out.
+"""The worker process from the host's side: framed engine tasks in, results out.
 
 These tests speak the protocol to a real worker process by hand, so they
 cover what `WorkerPool` never sends: batches for isolates that do not exist

@@ -459,7 +459,7 @@ class OversizedOutput(JSEvalException):
 
 
 class EngineBatchLike(Protocol):
-    """What a run reads of a batch of engine tasks, local (`EngineBatch`) or in a worker."""
+    """The parts of a batch of engine tasks that a run reads: `EngineBatch`, or one in a worker."""
 
     last: asyncio.Future[Any]
     notified: asyncio.Future[Any] | None
@@ -851,6 +851,7 @@ def _checked_poll(message: Any) -> dict[str, Any]:
     """Return `message` if it has the shape of a poll, or raise TypeError or ValueError."""
     if not isinstance(message, dict):
         raise TypeError("not an object")
+
     calls = message["calls"]
     logs = message["logs"]
     if not isinstance(calls, list) or not isinstance(logs, list):
@@ -870,6 +871,7 @@ def _checked_poll(message: Any) -> dict[str, Any]:
             and isinstance(entry.get("message"), str)
         ):
             raise TypeError("a log entry is not {level, message}")
+
     if not isinstance(message["logsDropped"], int):
         raise TypeError("logsDropped is not a number")
     result = message["result"]
