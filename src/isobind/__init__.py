@@ -40,10 +40,12 @@ SANDBOX_ERROR_NAMES = (
     "MemoryLimitExceeded",
     "DeadlockError",
     "ResultTooLargeError",
+    "InputTooLargeError",
     "LimitExceededError",
     "WorkerCrashedError",
     "CpuTimeLimitExceeded",
     "StackLimitExceeded",
+    "SandboxError",
     "SyntaxError",
 )
 """Names that `ExecutionResult.error.name` takes for isobind's own errors.

@@ -19,7 +19,7 @@
 // code runs:
 //   api      {"<server identifier>": ["<tool identifier>", ...]}, with the
 //            key "(fetch)" when the host runs an egress gateway
-//   limits   {"maxLogBytes", "maxCalls", "maxBufferBytes"}
+//   limits   {"maxLogBytes", "maxCalls", "maxBufferBytes", "maxResultBytes"}
 (function (globalObject) {
   "use strict";
 
@@ -532,6 +532,7 @@
     bufferLimitHit: false,
     logBytes: 0,
     logsDropped: 0,
+    resultTooLarge: null,
   };
   let outbox = freshArray();
   let logs = freshArray();
@@ -993,6 +994,12 @@
       state.result = undefined;
       return;
     }
+    // A string's JSON is at least two characters longer: too large before
+    // JSON.stringify builds a copy that may not fit in memory.
+    if (typeof value === "string" && value.length + 2 > LIMITS.maxResultBytes) {
+      state.resultTooLarge = value.length + 2;
+      return;
+    }
     let text;
     try {
       text = JSONStringify(value);
@@ -1014,6 +1021,11 @@
           "instead, such as its description as a string.",
         stack: "",
       };
+      return;
+    }
+    if (text.length > LIMITS.maxResultBytes) {
+      // Only the size crosses to the host.
+      state.resultTooLarge = text.length;
       return;
     }
     state.result = text;
@@ -1084,6 +1096,7 @@
       `"result":${state.result === undefined ? "null" : quote(state.result)},` +
       `"error":${errorText},"bufferLimitHit":${state.bufferLimitHit ? "true" : "false"},` +
       `"logsDropped":${+state.logsDropped},` +
+      `"resultTooLarge":${state.resultTooLarge === null ? "null" : +state.resultTooLarge},` +
       `"pendingCalls":${+ReflectApply(MapSize, pendingCalls, [])},"nextTimer":${nextTimer}}`;
   }
 

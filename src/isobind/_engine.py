@@ -57,6 +57,8 @@ class EngineBatch:
         self._quiet: list[int] = []
         self.notified: asyncio.Future[Any] | None = None
         self.notified_at: float | None = None
+        self.engine_seconds: float | None = None
+        """Always `None`: the run measures an isolate of this process by the wall clock."""
         """`time.monotonic()` when the `notify_index` task's end reached the event loop."""
 
         last_index = len(sources) - 1

@@ -165,6 +165,7 @@ class _RemoteBatch:
         if notify_index is not None:
             self.notified = loop.create_future()
         self.notified_at: float | None = None
+        self.engine_seconds: float | None = None
         self._quiet: list[tuple[int, Any, JSEvalException | None]] = []
 
     def notify(self, at: float, result: list[Any]) -> None:
@@ -228,6 +229,7 @@ class RemoteIsolate:
         self.started = False
         self.on_lost: Callable[[EngineLost], None] | None = None
         self.stopped_at_limit = False
+        self._cpu_replies: list[asyncio.Future[Any]] = []
         self._batches: dict[int, _RemoteBatch] = {}
         self._batch_ids = itertools.count(1)
         self._memory_limit: int | None = None
@@ -297,9 +299,32 @@ class RemoteIsolate:
         self._memory_hit = self._memory_hit or bool(message["memoryHit"])
         if batch is None:
             return
+        cpu = message.get("cpu")
+        if isinstance(cpu, (int, float)):
+            batch.engine_seconds = float(cpu)
         if batch.notify_index is not None:
             batch.notify(float(message["at"]), message["notified"])
         batch.finish(message["results"])
+
+    async def engine_seconds(self) -> float | None:
+        """Ask the worker how much CPU the isolate's thread has used in this run."""
+        if not self.worker.alive:
+            return None
+        reply = asyncio.get_running_loop().create_future()
+        self._cpu_replies.append(reply)
+        self.worker.send({"op": "cpu", "iso": self.number})
+        try:
+            async with asyncio.timeout(max(self.worker.kill_grace, 1.0)):
+                used = await reply
+        except TimeoutError:
+            return None
+        return float(used) if isinstance(used, (int, float)) else None
+
+    def cpu_answered(self, used: Any) -> None:
+        if self._cpu_replies:
+            reply = self._cpu_replies.pop(0)
+            if not reply.done():
+                reply.set_result(used)
 
     def lost(self, error: EngineLost) -> None:
         for batch in self._batches.values():
@@ -380,6 +405,8 @@ class _Worker:
         """Whether V8 reported a fatal out-of-memory error on the worker's stderr."""
         self.active = 0
         """Runs on this worker now."""
+        self.suspects: set[RemoteIsolate] = set()
+        """Isolates stopped at a limit whose close the worker has not confirmed yet."""
         self.last_run = 0
         """The number of the run last sent to this worker, for picking the least recent."""
         self.kill_grace = 2.0
@@ -507,9 +534,26 @@ class WorkerPool:
         if self._starting:
             # Shielded: a caller that is cancelled while it waits must not
             # cancel the start that other callers wait for.
-            starting = asyncio.gather(*self._starting.values())
+            starting = asyncio.gather(*self._starting.values(), return_exceptions=True)
             starting.add_done_callback(_retrieve)
-            await asyncio.shield(starting)
+            try:
+                outcomes = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._closed and (current is None or not current.cancelling()):
+                    # The pool closed during the start, not the caller's cancel.
+                    raise ClosedError(
+                        "this sandbox pool closed while its workers started"
+                    ) from None
+                raise
+            if self._closed:
+                raise ClosedError("this sandbox pool closed while its workers started")
+            failures = [item for item in outcomes if isinstance(item, BaseException)]
+            if failures and not any(worker.alive for worker in self._workers):
+                raise failures[0]
+            for failure in failures:
+                # Runs go to the workers that did start; the next run retries the rest.
+                logger.error("%s", failure)
 
     async def run(
         self,
@@ -534,10 +578,12 @@ class WorkerPool:
                 code, api=api, handler=handler, limits=limits, filename=filename, isolate=isolate
             )
             if isolate.broken or isolate.stopped_at_limit:
-                # The run was stopped with its code still running. The result
-                # waits until the isolate has stopped, or its worker has been
-                # killed, so that no later run lands on a stuck worker.
-                await isolate.stopped()
+                # The run was stopped at a limit, so its worker may be stuck.
+                # Later runs avoid it until the isolate's close is confirmed,
+                # or the worker is killed `kill_grace` seconds after.
+                worker.suspects.add(isolate)
+                done = asyncio.ensure_future(isolate.stopped())
+                done.add_done_callback(lambda _: worker.suspects.discard(isolate))
             return outcome
         finally:
             worker.active -= 1
@@ -555,9 +601,18 @@ class WorkerPool:
             task.add_done_callback(_log_replace_failure)
         if not live:
             raise SandboxError("no sandbox worker is running; see the log for why they failed")
+        trusted = [worker for worker in live if not worker.suspects]
+        if not trusted:
+            # Every worker may be stuck: wait until one confirms a close or is killed.
+            waits = [isolate.stopped() for worker in live for isolate in worker.suspects]
+            await asyncio.wait(
+                [asyncio.ensure_future(wait) for wait in waits],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            return await self._pick()
         # Among equally busy workers, the one that has waited longest has had
         # the most time to prepare its next isolates.
-        return min(live, key=lambda worker: (worker.active, worker.last_run))
+        return min(trusted, key=lambda worker: (worker.active, worker.last_run))
 
     async def _spawn(self, number: int) -> _Worker:
         try:
@@ -614,8 +669,12 @@ class WorkerPool:
         except (TimeoutError, SandboxError) as error:
             worker.kill()
             await _reap(worker)
+            reason = str(error) or (
+                f"it was not ready within {settings.start_timeout:g} s (SandboxSettings."
+                "start_timeout); a loaded machine may need a longer one"
+            )
             raise SandboxError(
-                f"sandbox worker {number} (pid {process.pid}) did not start: {error}"
+                f"sandbox worker {number} (pid {process.pid}) did not start: {reason}"
             ) from error
         except asyncio.CancelledError:
             # The pool closed while this worker started: do not leave it running.
@@ -676,6 +735,8 @@ class WorkerPool:
                     await asyncio.shield(worker.stderr_task)
             if worker.out_of_memory:
                 reason = "the V8 engine ran out of memory, which aborts the process"
+            else:
+                reason = await _exit_reason(worker)
         if worker.alive:
             self._fail_worker(worker, reason)
 
@@ -693,6 +754,8 @@ class WorkerPool:
             isolate.finished(message)
         elif op == "closed":
             isolate.confirm_closed()
+        elif op == "cpu":
+            isolate.cpu_answered(message["cpu"])
         else:
             raise ValueError(f"unknown message {op!r}")
 
@@ -804,6 +867,23 @@ async def _relay_stderr(worker: _Worker) -> None:
             dropped += 1
     if dropped:
         logger.warning("worker %d: %d more stderr lines not logged", worker.number, dropped)
+
+
+async def _exit_reason(worker: _Worker) -> str:
+    """Describe how the worker's process ended, waiting a moment for its exit status."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await worker.process.wait()
+    code = worker.process.returncode
+    if code is None:
+        return "it closed its channel"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"it was killed by {name}"
+    return f"it exited with status {code}"
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -13,12 +13,15 @@ Host to worker:
     {"op": "batch", "iso": id, "batch": id, "sources": [...], "notify": index or null,
      "memory": V8 heap limit in bytes (optional)}
     {"op": "close", "iso": id, "confirm": whether to answer `closed`}
+    {"op": "cpu", "iso": id}
 
 Worker to host:
     {"op": "ready", "lockdown": {...}}   once, after the worker is locked down
     {"op": "result", "iso": id, "batch": id, "results": [result of every task but `notify`],
      "notified": result of the `notify` task, "at": CLOCK_MONOTONIC seconds when it ended,
-     "memoryHit": whether the isolate reached its heap limit}
+     "memoryHit": whether the isolate reached its heap limit,
+     "cpu": CPU seconds the isolate's thread has used since its preparation}
+    {"op": "cpu", "iso": id, "cpu": the same, now, or null}
     {"op": "closed", "iso": id}
 """
 

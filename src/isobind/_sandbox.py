@@ -356,6 +356,7 @@ def configuration_of(api: Mapping[str, Sequence[str]], limits: Limits) -> Config
             "maxLogBytes": limits.max_log_bytes,
             "maxCalls": limits.max_calls,
             "maxBufferBytes": limits.memory_mb * _MiB,
+            "maxResultBytes": limits.max_result_bytes,
         }
     )
     api_json = json.dumps({server: list(tools) for server, tools in api.items()})
@@ -429,6 +430,10 @@ class _Isolate:
     def memory_limit_reached(self) -> bool:
         return bool(self.context.was_hard_memory_limit_reached())
 
+    async def engine_seconds(self) -> float | None:
+        # The isolate's thread is mini-racer's; the wall clock stands in for it.
+        return None
+
     async def close(self) -> None:
         """Close the isolate; this terminates any JavaScript still running in it."""
         if self.closed:
@@ -464,6 +469,8 @@ class EngineBatchLike(Protocol):
     last: asyncio.Future[Any]
     notified: asyncio.Future[Any] | None
     notified_at: float | None
+    engine_seconds: float | None
+    """CPU seconds the isolate has used since it was prepared, as of this batch's end."""
 
     def quiet_results(self) -> list[tuple[int, Any, JSEvalException | None]]: ...
 
@@ -488,6 +495,10 @@ class EngineIsolate(Protocol):
     def set_memory_limit(self, limit_bytes: int) -> None: ...
 
     def memory_limit_reached(self) -> bool: ...
+
+    async def engine_seconds(self) -> float | None:
+        """Return the CPU seconds the isolate has used since it was prepared, if known."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -600,19 +611,26 @@ class _Run:
         notify_index = code_index - 1 if code_index else None
         batch = self.isolate.submit(sources, notify_index)
         finished = False
+        last = None
+        last_error: JSEvalException | None = None
         try:
-            async with asyncio.timeout(max(remaining, 0.0)):
-                if batch.notified is not None:
-                    await batch.notified
-                    # The code's task runs as soon as the one before has
-                    # finished, so this stamp is no earlier than its first statement.
-                    self.outcome.code_started = batch.notified_at
-                last = None
-                last_error: JSEvalException | None = None
+            while True:
                 try:
-                    last = await batch.last
-                except JSEvalException as failure:
-                    last_error = failure
+                    async with asyncio.timeout(max(remaining, 0.0)):
+                        await self._wait_batch(batch)
+                    break
+                except TimeoutError:
+                    # The wall clock is an upper bound. An isolate in a worker
+                    # can report the CPU time it really used, which is less
+                    # when runs on that worker wait for each other.
+                    used = await self.isolate.engine_seconds()
+                    if used is None or used >= self.limits.cpu_time:
+                        raise
+                    remaining = max(self.limits.cpu_time - used, _MIN_CPU_RECHECK)
+            try:
+                last = batch.last.result()
+            except JSEvalException as failure:
+                last_error = failure
             finished = True
         except TimeoutError:
             raise _LimitHit(
@@ -621,7 +639,10 @@ class _Run:
                 "was stopped. Look for endless loops, or do less work per run.",
             ) from None
         finally:
-            self.engine_time += time.monotonic() - started
+            if batch.engine_seconds is not None:
+                self.engine_time = batch.engine_seconds
+            else:
+                self.engine_time += time.monotonic() - started
             if not finished:
                 self.isolate.abandon(batch)
         # Every task has ended; the first failure among them counts, as if
@@ -636,6 +657,16 @@ class _Run:
         if last_error is not None:
             raise last_error
         return last
+
+    async def _wait_batch(self, batch: EngineBatchLike) -> None:
+        """Wait until `batch` has ended; shielded, so a timeout can be followed by another wait."""
+        if batch.notified is not None:
+            await asyncio.shield(batch.notified)
+            # The code's task runs as soon as the one before has finished,
+            # so this stamp is no earlier than its first statement.
+            self.outcome.code_started = batch.notified_at
+        with contextlib.suppress(JSEvalException):
+            await asyncio.shield(batch.last)
 
     def _code_failed(self, error: JSEvalException) -> None:
         """Record the error of the code's script as the code's, unless it is the engine's."""
@@ -830,17 +861,23 @@ class _Run:
             self.outcome.error = _map_error(message["error"], self.filename)
             return
         result = message["result"]
+        size = message.get("resultTooLarge")
         if result is not None and len(result) > self.limits.max_result_bytes:
+            size = len(result)
+        if size is not None:
             self.outcome.error = {
                 "name": "ResultTooLargeError",
                 "message": (
-                    f"The returned value is {len(result)} characters of JSON, over the "
+                    f"The returned value is {size} characters of JSON, over the "
                     f"limit of {self.limits.max_result_bytes}. Return a summary instead."
                 ),
             }
             return
         self.outcome.result_text = result
 
+
+# Seconds of CPU budget a run is given, at least, before its usage is checked again.
+_MIN_CPU_RECHECK = 0.05
 
 # Room for the "... [truncated]" marker the prelude appends to the last kept
 # message, and for the level names.
@@ -883,6 +920,9 @@ def _checked_poll(message: Any) -> dict[str, Any]:
         and all(isinstance(error.get(key), str) for key in ("name", "message"))
     ):
         raise TypeError("error is not {name, message, stack}")
+    too_large = message.get("resultTooLarge")
+    if too_large is not None and (isinstance(too_large, bool) or not isinstance(too_large, int)):
+        raise TypeError("resultTooLarge is not a whole number")
     next_timer = message["nextTimer"]
     if next_timer is not None and not isinstance(next_timer, (int, float)):
         raise TypeError("nextTimer is not a number")

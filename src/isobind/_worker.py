@@ -150,7 +150,12 @@ class _Batch:
 
     def _settled(self, index: int, callback_id: int, value_handle: Any) -> None:
         # On the isolate's thread, which runs nothing else until this returns.
-        context = self.isolate.context
+        isolate = self.isolate
+        if isolate.cpu_clock is None:
+            # The first task to end is the preparation: the run's CPU counts from here.
+            isolate.cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+            isolate.cpu_base = time.thread_time()
+        context = isolate.context
         context._active_cancelable_mr_task_callbacks.pop(callback_id, None)
         result = _result_of(context, value_handle)
         if index == self.notify and self.on_notified is not None:
@@ -174,6 +179,10 @@ class _WorkerIsolate:
         self.ready = False
         self.preparing = False
         self.closed = False
+        self.cpu_clock: int | None = None
+        """The CPU-time clock of the isolate's thread, known once its first task has ended."""
+        self.cpu_base = 0.0
+        """CPU seconds the isolate's thread had used when the preparation ended."""
         self.confirm = False
         """Whether the host waits for a `closed` message, as it does for a busy isolate."""
         self.failure: str | None = None
@@ -274,6 +283,8 @@ class _Engine:
                     found.waiting.append(message)
                     return
             self._start_batch(found, message)
+        elif op == "cpu":
+            self.send({"op": "cpu", "iso": number, "cpu": self._cpu_used(number)})
         elif op == "close":
             closing = self.isolates.pop(number, None)
             confirm = bool(message.get("confirm"))
@@ -285,6 +296,20 @@ class _Engine:
                 self._to_close.put(closing)
         else:
             logger.error("unknown message from the host: %s", op)
+
+    def _cpu_used(self, number: int) -> float | None:
+        """Return the CPU seconds isolate `number` has used since its preparation, if known."""
+        isolate = self.isolates.get(number)
+        if isolate is None:
+            return None
+        if isolate.cpu_clock is None:
+            # Still being prepared: its run has not started.
+            return 0.0
+        try:
+            return time.clock_gettime(isolate.cpu_clock) - isolate.cpu_base
+        except OSError:
+            # The isolate's thread has ended.
+            return None
 
     def _fail_batch(self, message: dict[str, Any], reason: str) -> None:
         failed: Result = [False, "JSEvalException", reason]
@@ -321,6 +346,7 @@ class _Engine:
                 hit = not isolate.closed and bool(isolate.context.was_hard_memory_limit_reached())
             reply["results"] = results
             reply["memoryHit"] = hit
+            reply["cpu"] = time.thread_time() - isolate.cpu_base
             self.send(reply)
             if first:
                 with self._idle:
