@@ -2,8 +2,8 @@
 
 `Limits.cpu_time` is documented as the seconds the engine spends running the
 code. The wall-clock time of an engine batch includes the wait behind other
-runs' batches on the same worker, so when it passes the budget the host asks
-the worker for the CPU time the isolate's thread really used. Runs that each
+runs' batches on the same worker, so when it passes the budget the host requests
+the CPU time the isolate's thread really used from the worker. Runs that each
 use a small share of the budget must not fail with CpuTimeLimitExceeded only
 because they ran at the same time.
 """
