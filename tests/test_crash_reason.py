@@ -10,30 +10,23 @@ signal (or the exit status).
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
-import warnings
-from collections.abc import Iterator
 
 import pytest
 
 from isobind import SandboxSettings, Toolbox
 
+from .killed_workers import (  # the fixture is autouse: importing it applies it here
+    KILLED_WORKER_MARKS,
+    collect_killed_transports,  # noqa: F401
+)
+
 # The killed worker's transport is left to the garbage collector.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    *KILLED_WORKER_MARKS,
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_killed_transports() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 async def test_sigkill_named_in_crash_error() -> None:

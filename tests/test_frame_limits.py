@@ -9,14 +9,16 @@ error, and the other runs on its worker must go on.
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
-from collections.abc import Iterator
 
 import pytest
 
 from isobind import FunctionTools, SandboxSettings, Toolbox
 from isobind._sandbox import Limits
+
+from .killed_workers import (  # the fixture is autouse: importing it applies it here
+    KILLED_WORKER_MARKS,
+    collect_killed_transports,  # noqa: F401
+)
 
 # A worker the pool kills may leave its subprocess transport to the garbage
 # collector, so its ResourceWarning must not fail the test that caused the
@@ -24,18 +26,8 @@ from isobind._sandbox import Limits
 # that no worker process is left behind.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    *KILLED_WORKER_MARKS,
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_killed_transports() -> Iterator[None]:
-    """Collect the transports of killed workers while their ResourceWarning is ignored."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 NEIGHBOUR = "await new Promise((resolve) => setTimeout(resolve, 3000)); return 'neighbour';"

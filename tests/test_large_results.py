@@ -13,30 +13,23 @@ on the worker go on.
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
-from collections.abc import Iterator
 
 import pytest
 
 from isobind import Limits, SandboxSettings, Toolbox
 
+from .killed_workers import (  # the fixture is autouse: importing it applies it here
+    KILLED_WORKER_MARKS,
+    collect_killed_transports,  # noqa: F401
+)
+
 # The killed worker's transport is left to the garbage collector.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    *KILLED_WORKER_MARKS,
 ]
 
 NEIGHBOUR = "await new Promise((resolve) => setTimeout(resolve, 3000)); return 'neighbour';"
-
-
-@pytest.fixture(autouse=True)
-def collect_killed_transports() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.mark.parametrize("memory_mb", [1024, 4096])

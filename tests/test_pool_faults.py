@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,23 +14,19 @@ from isobind._errors import ClosedError
 from isobind._result import ExecutionResult
 from isobind._sandbox import Limits
 
+from .killed_workers import (  # the fixture is autouse: importing it applies it here
+    KILLED_WORKER_MARKS,
+    child_pids,
+    collect_killed_transports,  # noqa: F401
+)
+
 # A worker the pool kills may leave its subprocess transport to the garbage
 # collector (test_close_after_kill_reaps_workers checks the processes), so its
 # ResourceWarning must not fail the test that caused the kill.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    *KILLED_WORKER_MARKS,
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_killed_transports() -> Iterator[None]:
-    """Collect the transports of killed workers while their ResourceWarning is ignored."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 async def nap(ms: int) -> int:
@@ -166,23 +158,6 @@ async def test_execute_after_close_raises() -> None:
         await toolbox.execute("return 1")
 
 
-def worker_processes() -> list[int]:
-    """Return the pids of this process's children that run the sandbox worker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(") ", 1)[1].split()
-        if int(fields[1]) == os.getpid() and b"isobind._worker" in command:
-            found.append(int(entry.name))
-    return found
-
-
 async def test_close_after_kill_reaps_workers() -> None:
     # The pool kills a worker whose frame is over the limit and starts a
     # replacement. A close right after must leave no worker process behind.
@@ -193,7 +168,7 @@ async def test_close_after_kill_reaps_workers() -> None:
     assert result.error is not None
     await toolbox.aclose()
 
-    assert worker_processes() == []
+    assert child_pids(b"isobind._worker") == set()
 
 
 async def test_many_idle_runs_keep_worker() -> None:

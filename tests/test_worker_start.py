@@ -9,47 +9,25 @@ raises SandboxError although the other worker started and could run it.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import time
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from isobind import SandboxError, SandboxSettings, Toolbox
 
+from .killed_workers import (  # the fixture is autouse: importing it applies it here
+    KILLED_WORKER_MARKS,
+    child_pids,
+    collect_killed_transports,  # noqa: F401
+)
+
 # The killed worker's transport is left to the garbage collector.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    *KILLED_WORKER_MARKS,
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_killed_transports() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
-
-def child_pids() -> set[int]:
-    """Return the ids of this process's child processes, read from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():
-            found.add(int(entry.name))
-    return found
 
 
 async def test_start_timeout_message_names_cause() -> None:
