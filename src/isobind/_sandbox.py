@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -56,7 +55,6 @@ from ._errors import SandboxError
 
 __all__ = [
     "ENGINE_FLAGS",
-    "CallBackend",
     "CallReply",
     "CallRequest",
     "Configuration",
@@ -130,14 +128,6 @@ class Limits:
                     f"{name} must be a whole number of at least {minimum}, not {value!r}"
                 )
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
-        names = [item.name for item in dataclasses.fields(cls)]
-        return cls(**{name: data[name] for name in names if name in data})
-
 
 @dataclass(frozen=True, slots=True)
 class CallRequest:
@@ -183,56 +173,14 @@ class SandboxOutcome:
     logs_dropped: int = 0
     duration: float = 0.0
     code_started: float | None = None
-    """`time.monotonic()` when the code was handed to the engine; CLOCK_MONOTONIC is
-    shared by all processes, so the host can compare it with its own clock."""
+    """`time.monotonic()` when the engine task just before the code's own task ended.
+
+    A worker takes the stamp itself. CLOCK_MONOTONIC is shared by all
+    processes, so the host can compare it with its own clock."""
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "result_text": self.result_text,
-            "error": self.error,
-            "logs": self.logs,
-            "logs_dropped": self.logs_dropped,
-            "duration": self.duration,
-            "code_started": self.code_started,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SandboxOutcome:
-        """Rebuild an outcome sent by a worker, checking the type of every field."""
-        result_text = data.get("result_text")
-        error = data.get("error")
-        logs = data.get("logs", [])
-        if result_text is not None and not isinstance(result_text, str):
-            raise TypeError("result_text is not a string")
-        if error is not None and not (
-            isinstance(error, dict)
-            and isinstance(error.get("name"), str)
-            and isinstance(error.get("message"), str)
-        ):
-            raise TypeError("error is not an object with a name and a message")
-        if not isinstance(logs, list) or not all(
-            isinstance(entry, dict)
-            and isinstance(entry.get("level"), str)
-            and isinstance(entry.get("message"), str)
-            for entry in logs
-        ):
-            raise TypeError("logs is not a list of {level, message} objects")
-        return cls(
-            result_text=result_text,
-            error=error,
-            logs=logs,
-            logs_dropped=int(data.get("logs_dropped", 0)),
-            duration=float(data.get("duration", 0.0)),
-            code_started=_optional_float(data.get("code_started")),
-        )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 _engine_lock = threading.Lock()
@@ -507,19 +455,8 @@ SettleCall = Callable[[int, CallReply], None]
 """Receives the id and the reply of a finished call."""
 
 
-class CallBackend:
-    """The destination of a run's tool calls: handler tasks in this process, or the host."""
-
-    def start(self, requests: Sequence[CallRequest], settle: SettleCall) -> None:
-        """Start `requests`, and call `settle` for each one when its reply is ready."""
-        raise NotImplementedError
-
-    async def cancel(self) -> None:
-        """Stop the calls still running; the run has ended."""
-
-
-class LocalCalls(CallBackend):
-    """Runs each call as a task of `handler` in this process."""
+class LocalCalls:
+    """Runs each call of a run as a task of `handler` in this process."""
 
     def __init__(self, handler: CallHandler):
         self.handler = handler
@@ -569,7 +506,7 @@ class _Run:
     def __init__(
         self,
         isolate: EngineIsolate,
-        calls: CallBackend,
+        calls: LocalCalls,
         limits: Limits,
         filename: str,
     ):
@@ -586,7 +523,6 @@ class _Run:
         self.replies: list[list[Any]] = []
         """Finished calls not yet delivered, as the prelude's `deliver` takes them."""
         self._wakeup: asyncio.Future[None] | None = None
-        self.on_started: Callable[[], None] | None = None
         self.lost: EngineLost | None = None
         isolate.on_lost = self.engine_lost
         self.calls_seen = 0
@@ -953,29 +889,26 @@ async def run_in_isolate(
     code: str,
     *,
     api: Mapping[str, Sequence[str]],
-    handler: CallHandler | CallBackend,
+    handler: CallHandler,
     limits: Limits,
     filename: str = "code.ts",
     isolate: EngineIsolate | None = None,
-    on_started: Callable[[], None] | None = None,
 ) -> SandboxOutcome:
     """Run JavaScript `code` as the body of an async function in a fresh isolate.
 
     `api` lists the tool identifiers per server identifier that `tools` exposes;
-    each call goes to `handler`, a coroutine function run as one task per call,
-    or a `CallBackend`. `isolate`, from `create_isolate()`, is used when given;
-    it must never have run code. The isolate is closed once the run ends,
-    whatever happened, and is never reused. `on_started` is called when the
-    code has started and been polled once, unless the run failed before.
+    each call goes to `handler`, a coroutine function run as one task per call.
+    `isolate`, from `create_isolate()` or a worker, is used when given; it must
+    never have run code. The isolate is closed once the run ends, whatever
+    happened, and is never reused.
 
     A failure of the engine or the prelude ends the run with a `SandboxError`
     in the outcome instead of raising.
     """
-    calls = handler if isinstance(handler, CallBackend) else LocalCalls(handler)
+    calls = LocalCalls(handler)
     if isolate is None:
         isolate = await _Isolate.create()
     run = _Run(isolate, calls, limits, filename)
-    run.on_started = on_started
     try:
         isolate.set_memory_limit(limits.memory_mb * _MiB)
         await _run_steps(run, code, api)
@@ -1050,8 +983,6 @@ async def _run_steps(run: _Run, code: str, api: Mapping[str, Sequence[str]]) -> 
     try:
         async with asyncio.timeout(limits.timeout):
             message = await run.begin(code, api)
-            if run.on_started is not None:
-                run.on_started()
             if message is not None:
                 await run.step_loop(message)
     except TimeoutError:
