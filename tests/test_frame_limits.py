@@ -2,7 +2,7 @@
 
 A result or tool reply travels as JSON inside JSON, so escaping can make its
 frame several times its length. A run's own limits (heap, result size) allow
-text whose frame passes `MAX_FRAME_BYTES`; that run must fail with a named
+text whose frame passes `MAX_FRAME_BYTES`. That run must fail with a named
 error, and the other runs on its worker must go on.
 """
 

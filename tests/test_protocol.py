@@ -96,9 +96,9 @@ async def test_host_caps_calls_from_worker() -> None:
     calls = [[i, "s", "t", "{}"] for i in range(1, 6)]
     run.read_poll(poll_text(calls=calls))
     assert [request.id for request in run.waiting] == [1, 2]
-    refused = {call_id: payload for call_id, ok, payload in run.replies if not ok}
-    assert sorted(refused) == [3, 4, 5]
-    assert all("CallLimitExceeded" in payload["message"] for payload in refused.values())
+    rejected = {call_id: payload for call_id, ok, payload in run.replies if not ok}
+    assert sorted(rejected) == [3, 4, 5]
+    assert all("CallLimitExceeded" in payload["message"] for payload in rejected.values())
 
 
 async def test_host_trims_log_flood_from_worker() -> None:

@@ -2,7 +2,7 @@
 
 These tests speak the protocol to a real worker process by hand, so they
 cover what `WorkerPool` never sends: batches for isolates that do not exist
-or are closed, and a close that the host asks to have confirmed.
+or are closed, and a close whose confirmation the host requests.
 """
 
 from __future__ import annotations

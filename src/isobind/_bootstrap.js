@@ -1178,8 +1178,8 @@
     fireTimers(token, now) {
       checkToken(token);
       clock = now;
-      // Each pass fires, in order, the timers due when it starts; a callback
-      // that sets a timer already due gets it fired by the next pass.
+      // Each pass fires, in order, the timers due when it starts. A timer that a
+      // callback sets, already due, fires in the next pass.
       for (;;) {
         const due = dueTimers();
         if (due.length === 0) {

@@ -190,7 +190,7 @@ class _RemoteBatch:
         for future in (self.notified, self.last):
             if future is not None and not future.done():
                 future.set_exception(error)
-                # Read here too, so that asyncio does not log an error nobody awaits.
+                # Read here too, so that asyncio does not log an error that no task awaits.
                 future.exception()
 
     def abandon(self) -> None:
@@ -214,7 +214,7 @@ def _settle(future: asyncio.Future[Any], result: list[Any]) -> None:
 class RemoteIsolate:
     """An isolate in a worker process, driven over the channel as `run_in_isolate` drives any.
 
-    The worker prepares it when the host asks (`prepare`), before or after the
+    The worker prepares it when the host sends `prepare`, before or after the
     run that takes it arrives: the worker queues the run's first batch until
     the isolate is ready.
     """
@@ -252,6 +252,7 @@ class RemoteIsolate:
             raise SandboxError("an engine batch of this isolate was abandoned; close it")
         if not self.worker.alive:
             raise EngineLost(_crash_error(self.worker.failure or "it stopped"))
+
         batch_id = next(self._batch_ids)
         batch = _RemoteBatch(len(sources), notify_index)
         self._batches[batch_id] = batch
@@ -265,8 +266,11 @@ class RemoteIsolate:
         if self._memory_limit is not None:
             message["memory"] = self._memory_limit
             self._memory_limit = None
+
         frame_size = self.worker.send(message, urgent=False)
         if frame_size > MAX_FRAME_BYTES:
+            # Never sent, so the worker holds no batch to wait for at the close.
+            del self._batches[batch_id]
             raise RunEnded(
                 {
                     "name": "InputTooLargeError",
@@ -277,6 +281,7 @@ class RemoteIsolate:
                     ),
                 }
             )
+
         if not self.started:
             # The worker prepares the next isolates once the run has started.
             self.started = True
@@ -689,15 +694,15 @@ class WorkerPool:
         return worker
 
     def _choose_cpu(self) -> int | None:
-        """Return the CPU for a new worker: of those this process may use, the least taken."""
+        """Return the CPU for a new worker: of those this process may use, the least used."""
         if not self.settings.pin_cpus:
             return None
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             return None
-        taken = collections.Counter(worker.cpu for worker in self._workers if worker.alive)
-        taken.update(self._starting_cpus)
-        cpu = min(cpus, key=lambda candidate: (taken[candidate], candidate))
+        in_use = collections.Counter(worker.cpu for worker in self._workers if worker.alive)
+        in_use.update(self._starting_cpus)
+        cpu = min(cpus, key=lambda candidate: (in_use[candidate], candidate))
         self._starting_cpus.append(cpu)
         return cpu
 

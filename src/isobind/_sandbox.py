@@ -379,7 +379,7 @@ class _Isolate:
         return bool(self.context.was_hard_memory_limit_reached())
 
     async def engine_seconds(self) -> float | None:
-        # The isolate's thread is mini-racer's; the wall clock stands in for it.
+        # The isolate's thread is mini-racer's, so the run uses the wall clock instead.
         return None
 
     async def close(self) -> None:
