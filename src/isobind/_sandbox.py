@@ -617,6 +617,9 @@ class _Run:
 
     async def step(self, source: str) -> dict[str, Any]:
         """Evaluate `source` and then a poll as one batch of engine tasks; return the poll."""
+        # NOTE: two tasks per step, each calling back into Python on the isolate's
+        # thread, keep a tool call through a worker near +0.5 ms over the tool (target
+        # 0.3 ms); V8 runs the deliver's microtasks only after its task ends.
         return self.read_poll(await self.run_engine([source, self.poll_source()]))
 
     async def begin(self, code: str, api: Mapping[str, Sequence[str]]) -> dict[str, Any] | None:

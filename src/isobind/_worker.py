@@ -255,6 +255,8 @@ class _Engine:
         if len(encoded) > MAX_FRAME_BYTES + 4 and message["op"] == "result":
             # The host would reject the frame and kill this worker: send each
             # oversized result as an error of its own instead.
+            # NOTE: console output within a raised max_log_bytes can end the run
+            # this way, where dropping the excess output would keep the result.
             message["results"] = [_bounded(result) for result in message["results"]]
             encoded = encode_frame(message)
         frame = memoryview(encoded)
